@@ -1,24 +1,434 @@
-"""Command line: the only module that prints, draws progress or exits."""
+"""Command line: the only module that prints, draws progress or exits.
+
+Every command runs its library call inside ``_errors()``, which turns a
+``LockshipError`` into one line on stderr (plus a hint) and its documented
+exit code; ``--verbose`` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import List, NoReturn, Optional
+
 import typer
+from rich.console import Console
 
 from lockship import __version__
+from lockship.compile import LockRequest, TargetResult, lock
+from lockship.config import IndexStrategy, load_index_config
+from lockship.errors import ExitCode, InputError, LockshipError
+from lockship.models import format_timestamp
+from lockship.requirements import Inputs, merge_inputs, read_pyproject, read_requirements
+from lockship.settings import LockConfig, load_tool_config, parse_timestamp
+from lockship.targets import DEFAULT_FLOORS, Floors, Target, parse_floor, parse_target
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="lockship " + __version__)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Carry Python dependencies across an air gap: target-aware hashed locks, "
+    "verified fetch, signed bundles.",
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# --- error handling -------------------------------------------------------------
+
+
+def _fail(message: str, code: ExitCode, hint: Optional[str] = None) -> NoReturn:
+    err.print(f"lockship: error: {message}", markup=False)
+    if hint:
+        err.print(f"  hint: {hint}", markup=False)
+    raise typer.Exit(int(code))
+
+
+@contextlib.contextmanager
+def _errors(verbose: bool) -> Iterator[None]:
+    try:
+        yield
+    except LockshipError as exc:
+        if verbose:
+            raise
+        _fail(str(exc), exc.exit_code, exc.hint)
+    except KeyboardInterrupt:
+        err.print("lockship: interrupted; nothing half-written was kept")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:  # a bug: say so, briefly, unless asked for details
+        if verbose:
+            raise
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc}",
+            ExitCode.INTERNAL,
+            "run again with --verbose for the traceback, and please report it",
+        )
+
+
+VERBOSE = typer.Option(False, "--verbose", "-v", help="Show tracebacks and more detail.")
+QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"lockship {__version__}")
+        raise typer.Exit
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
+    ),
+) -> None:
     """Carry Python dependencies across an air gap."""
 
 
-@app.command()
-def version() -> None:
-    """Print lockship's version."""
-    typer.echo(__version__)
+# --- lock -------------------------------------------------------------------------
+
+
+def _inputs(
+    requirement_files: list[Path],
+    constraint_files: list[Path],
+    config: Optional[LockConfig],
+    extras: list[str],
+    all_extras: bool,
+    groups: list[str],
+) -> Inputs:
+    files = list(requirement_files)
+    constraints = list(constraint_files)
+    if not files and config is not None:
+        files = [Path(f) for f in config.requirements]
+        constraints = constraints or [Path(f) for f in config.constraints]
+        if not files:
+            files = [Path("pyproject.toml")]
+    if not files:
+        if Path("requirements.in").is_file():
+            files = [Path("requirements.in")]
+        elif Path("pyproject.toml").is_file():
+            files = [Path("pyproject.toml")]
+        else:
+            raise InputError(
+                "no inputs found",
+                where=str(Path.cwd()),
+                hint="pass -r requirements.in, or create requirements.in or a pyproject.toml",
+            )
+    parts = []
+    plain = [f for f in files if f.name != "pyproject.toml"]
+    if plain or constraints:
+        parts.append(read_requirements(plain, constraints=constraints))
+    parts.extend(
+        read_pyproject(f, extras=extras, all_extras=all_extras, groups=groups)
+        for f in files
+        if f.name == "pyproject.toml"
+    )
+    return merge_inputs(*parts)
+
+
+def _floors(glibc: Optional[str], musl: Optional[str], macos: Optional[str]) -> Floors:
+    return Floors(
+        glibc=parse_floor(glibc, what="--glibc") if glibc else DEFAULT_FLOORS.glibc,
+        musl=parse_floor(musl, what="--musl") if musl else DEFAULT_FLOORS.musl,
+        macos=parse_floor(macos, what="--macos") if macos else DEFAULT_FLOORS.macos,
+    )
+
+
+def _command(
+    requirement_files: list[Path],
+    target_spec: str,
+    exclude_newer: Optional[datetime],
+    flags: list[str],
+) -> str:
+    parts = ["lockship", "lock"]
+    for path in requirement_files:
+        parts += ["-r", path.as_posix()]
+    parts += ["--target", target_spec]
+    if exclude_newer is not None:
+        parts += ["--exclude-newer", format_timestamp(exclude_newer)]
+    return shlex.join(parts + flags)
+
+
+class _LockProgress:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self._status: Optional[contextlib.AbstractContextManager[object]] = None
+
+    def target_started(self, target: Target) -> None:
+        if not self.quiet:
+            self._status = err.status(f"locking {target.name} ({target.description})")
+            self._status.__enter__()
+
+    def target_finished(self, result: TargetResult) -> None:
+        if self._status is not None:
+            self._status.__exit__(None, None, None)
+            self._status = None
+        if self.quiet:
+            return
+        sdists = f", {result.sdists} sdist" if result.sdists else ""
+        state = "updated" if result.changed else "unchanged"
+        err.print(
+            f"{result.txt_path}: {len(result.lock.packages)} packages{sdists} "
+            f"for {result.target.name}, {state} ({result.seconds:.2f} s)",
+            markup=False,
+        )
+
+    def warning(self, message: str) -> None:
+        if self._status is not None:
+            self._status.__exit__(None, None, None)
+            self._status = None
+        err.print(f"lockship: warning: {message}", markup=False)
+
+
+@app.command("lock")
+def lock_command(
+    requirement: List[Path] = typer.Option(
+        [], "-r", "--requirement", help="Requirements file (pip syntax) or pyproject.toml."
+    ),
+    constraint: List[Path] = typer.Option([], "-c", "--constraint", help="Constraints file."),
+    target: List[str] = typer.Option(
+        [],
+        "--target",
+        "-t",
+        help="Short name (linux-cp39, linux_aarch64-cp311, musllinux-cp312, macos_arm64-cp312, "
+        "windows-cp312, ...), a probe file (target.json), or 'host'. Repeatable.",
+    ),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Default: locks/"),
+    exclude_newer: Optional[str] = typer.Option(
+        None, help="Ignore files uploaded after this date or RFC 3339 time (PEP 700)."
+    ),
+    pre: bool = typer.Option(False, "--pre", help="Allow pre-releases."),
+    only_binary: List[str] = typer.Option(
+        [], help="Never use sdists for this project (':all:' for every project)."
+    ),
+    upgrade: bool = typer.Option(
+        False, "--upgrade", "-U", help="Ignore the pins of an existing lock."
+    ),
+    upgrade_package: List[str] = typer.Option(
+        [], "--upgrade-package", "-P", help="Ignore the existing pin of this project."
+    ),
+    extra: List[str] = typer.Option([], help="Extra of pyproject.toml to include."),
+    all_extras: bool = typer.Option(False, help="Include every extra of pyproject.toml."),
+    group: List[str] = typer.Option([], help="PEP 735 dependency group to include."),
+    index_url: Optional[str] = typer.Option(None, "--index-url", "-i", help="Primary index."),
+    extra_index_url: List[str] = typer.Option([], help="Further index, after the primary."),
+    find_links: List[str] = typer.Option(
+        [], "--find-links", "-f", help="Directory or page of files."
+    ),
+    no_index: bool = typer.Option(False, "--no-index", help="Use find-links only."),
+    index_strategy: Optional[IndexStrategy] = typer.Option(
+        None, help="How several indexes combine. Default first-index (dependency-confusion guard)."
+    ),
+    no_pip_config: bool = typer.Option(
+        False, "--no-pip-config", help="Ignore pip's config files and PIP_* variables."
+    ),
+    glibc: Optional[str] = typer.Option(None, help="glibc floor of linux targets (default 2.17)."),
+    musl: Optional[str] = typer.Option(None, help="musl floor of musllinux targets (default 1.2)."),
+    macos: Optional[str] = typer.Option(None, help="macOS floor of macos targets (default 13.0)."),
+    offline: bool = typer.Option(False, "--offline", help="Resolve from the cache only."),
+    refresh: bool = typer.Option(False, "--refresh", help="Re-fetch index pages even if cached."),
+    jobs: int = typer.Option(16, "--jobs", "-j", min=1, max=128, help="Parallel requests."),
+    cache_dir: Optional[Path] = typer.Option(
+        None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root."
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="Exit 1 if a lock no longer matches its inputs; write nothing."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    quiet: bool = QUIET,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Compile requirements into hashed lock files, one per target (locks/<target>.txt + pylock)."""
+    with _errors(verbose):
+        pyproject = Path("pyproject.toml")
+        config = load_tool_config(pyproject) if pyproject.is_file() else None
+        cfg = config or LockConfig()
+        specs = target or cfg.targets or ["host"]
+        floors = _floors(glibc or cfg.glibc, musl or cfg.musl, macos or cfg.macos)
+        targets = tuple(parse_target(spec, floors) for spec in specs)
+        _unique_names(targets)
+        inputs = _inputs(
+            requirement, constraint, config, extra or cfg.extras, all_extras or cfg.all_extras,
+            group or cfg.groups,
+        )
+        cutoff = (
+            parse_timestamp(exclude_newer, where="--exclude-newer") if exclude_newer
+            else cfg.exclude_newer
+        )
+        file_options = inputs.options
+        index_config = load_index_config(
+            use_pip_config=not no_pip_config and cfg.use_pip_config,
+            file_options={
+                "index_url": file_options.index_url,
+                "extra_index_urls": list(file_options.extra_index_urls),
+                "find_links": list(file_options.find_links),
+                "no_index": file_options.no_index,
+                "trusted_hosts": list(file_options.trusted_hosts),
+            },
+            index_url=index_url or cfg.index_url,
+            extra_index_urls=[*cfg.extra_index_urls, *extra_index_url],
+            find_links=[*cfg.find_links, *find_links],
+            no_index=no_index or cfg.no_index,
+            strategy=index_strategy or cfg.index_strategy,
+        )
+        binary = {*(only_binary or cfg.only_binary), *file_options.only_binary}
+        flags = _result_flags(pre or cfg.pre or file_options.pre, sorted(binary), extra, group)
+        results = []
+        reporter = _LockProgress(quiet or json_output)
+        for one in targets:
+            request = LockRequest(
+                inputs=inputs,
+                targets=(one,),
+                index_config=index_config,
+                output_dir=output_dir or Path(cfg.output_dir or "locks"),
+                exclude_newer=cutoff,
+                pre=pre or cfg.pre or file_options.pre,
+                only_binary=frozenset(_canonical_binary(binary)),
+                upgrade=frozenset([":all:"] if upgrade else upgrade_package),
+                extras=tuple(extra or cfg.extras),
+                groups=tuple(group or cfg.groups),
+                offline=offline,
+                refresh=refresh,
+                jobs=jobs,
+                command=_command(requirement, _spec_for(one, specs), cutoff, flags),
+                check=check,
+                cache_dir=cache_dir,
+            )
+            results.extend(lock(request, reporter))
+    if json_output:
+        typer.echo(json.dumps([_summary(r) for r in results], indent=2, sort_keys=True))
+    if check:
+        stale = [r for r in results if r.changed]
+        for result in stale:
+            err.print(
+                f"lockship: {result.pylock_path} is out of date: {'; '.join(result.reasons)}. "
+                f"To update, run: {result.lock.command}",
+                markup=False,
+            )
+        if not stale and not quiet and not json_output:
+            err.print(f"{len(results)} lock(s) up to date")
+        raise typer.Exit(int(ExitCode.CHANGED if stale else ExitCode.OK))
+
+
+def _unique_names(targets: tuple[Target, ...]) -> None:
+    names = [t.name for t in targets]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(
+            f"two targets are named {dupes[0]!r}; their locks would collide", where="--target"
+        )
+
+
+def _spec_for(target: Target, specs: list[str]) -> str:
+    for spec in specs:
+        probed = target.source not in ("short name", "host")
+        if spec == target.name or (probed and spec == target.source):
+            return spec
+    return target.name
+
+
+def _canonical_binary(values: set[str]) -> set[str]:
+    from packaging.utils import canonicalize_name  # noqa: PLC0415
+
+    return {v if v.startswith(":") else canonicalize_name(v) for v in values if v != ":none:"}
+
+
+def _result_flags(pre: bool, binary: list[str], extras: list[str], groups: list[str]) -> list[str]:
+    flags = ["--pre"] if pre else []
+    for name in binary:
+        flags += ["--only-binary", name]
+    for name in extras:
+        flags += ["--extra", name]
+    for name in groups:
+        flags += ["--group", name]
+    return flags
+
+
+def _summary(result: TargetResult) -> dict[str, object]:
+    return {
+        "target": result.target.name,
+        "lock": str(result.txt_path),
+        "pylock": str(result.pylock_path),
+        "packages": len(result.lock.packages),
+        "sdists": result.sdists,
+        "changed": result.changed,
+        "seconds": round(result.seconds, 3),
+        "fingerprint": result.lock.fingerprint,
+    }
+
+
+# --- probe and targets -----------------------------------------------------------------
+
+
+@app.command("probe")
+def probe_command(
+    python: Optional[str] = typer.Option(
+        None, "--python", help="Interpreter to describe (default: the one running lockship)."
+    ),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the JSON here."),
+    script: bool = typer.Option(
+        False, "--script", help="Print the stdlib-only probe script, to run on the target."
+    ),
+    verbose: bool = VERBOSE,
+) -> None:
+    """Describe a target interpreter (marker environment + ordered wheel tags) as JSON.
+
+    On an offline machine without lockship: `lockship probe --script > probe.py`,
+    copy it over, and run `python3 probe.py > target.json` there.
+    """
+    from lockship import _probe  # noqa: PLC0415
+
+    source = Path(_probe.__file__)
+    if script:
+        typer.echo(source.read_text(encoding="utf-8"), nl=False)
+        return
+    with _errors(verbose):
+        proc = subprocess.run(
+            [python or sys.executable, "-I", str(source)],
+            capture_output=True,
+            check=False,
+            text=True,
+        )
+        if proc.returncode != 0 or not proc.stdout.strip():
+            raise InputError(
+                f"probe failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['']}",
+                where=python or sys.executable,
+            )
+        if output is not None:
+            from lockship._fs import atomic_write_text  # noqa: PLC0415
+
+            atomic_write_text(output, proc.stdout)
+            err.print(f"wrote {output}", markup=False)
+        else:
+            typer.echo(proc.stdout, nl=False)
+
+
+@app.command("targets")
+def targets_command(
+    glibc: Optional[str] = typer.Option(None, help="glibc floor (default 2.17)."),
+    musl: Optional[str] = typer.Option(None, help="musl floor (default 1.2)."),
+    macos: Optional[str] = typer.Option(None, help="macOS floor (default 13.0)."),
+    verbose: bool = VERBOSE,
+) -> None:
+    """List the short target names with the platform they stand for."""
+    from lockship.targets import short_name_examples  # noqa: PLC0415
+
+    with _errors(verbose):
+        floors = _floors(glibc, musl, macos)
+        for name in short_name_examples():
+            target = parse_target(name, floors)
+            typer.echo(f"{name:24} {target.description}; {len(target.tags)} tags")
+        typer.echo("Any cp3X works with each platform (linux-cp313, ...); 'host' is this Python.")
 
 
 def main() -> None:
+    """Entry point of the ``lockship`` script."""
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
     app()

@@ -1,0 +1,140 @@
+"""The user cache: content-addressed files, metadata keyed by file hash, index pages.
+
+Layout under ``$LOCKSHIP_CACHE_DIR`` (default: the platform's user cache dir)::
+
+    v1/files/ab/<sha256>          verified distribution files (immutable)
+    v1/metadata/ab/<sha256>       core metadata of the file with that sha256 (immutable)
+    v1/simple/<index-key>/<name>.json   normalized project pages, with fetch time
+    v1/local-hashes/<key>.json    sha256 of find-links files by (path, size, mtime)
+
+Entries keyed by a sha256 are written only after the bytes were verified, and
+atomically, so they can be trusted and kept forever. Two processes sharing a
+cache at once is safe: each write is a rename of a complete temporary file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Optional
+
+import platformdirs
+
+from lockship._fs import atomic_write_bytes
+from lockship.hashing import file_digest, is_sha256_hex
+
+__all__ = ["Cache", "default_cache_dir"]
+
+
+def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    override = environ.get("LOCKSHIP_CACHE_DIR")
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_cache_dir("lockship", appauthor=False))
+
+
+class Cache:
+    """Access to the cache directory; every method is safe to call from threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "v1"
+
+    def _blob(self, kind: str, sha256: str) -> Path:
+        if not is_sha256_hex(sha256):
+            msg = f"not a sha256 digest: {sha256!r}"
+            raise ValueError(msg)
+        return self.root / kind / sha256[:2] / sha256
+
+    # --- files -------------------------------------------------------------
+
+    def file_path(self, sha256: str) -> Path:
+        return self._blob("files", sha256)
+
+    def has_file(self, sha256: str, size: Optional[int] = None) -> bool:
+        path = self.file_path(sha256)
+        try:
+            actual = path.stat().st_size
+        except OSError:
+            return False
+        return size is None or actual == size
+
+    # --- metadata ----------------------------------------------------------
+
+    def get_metadata(self, sha256: str) -> Optional[bytes]:
+        try:
+            return self._blob("metadata", sha256).read_bytes()
+        except OSError:
+            return None
+
+    def put_metadata(self, sha256: str, data: bytes) -> None:
+        atomic_write_bytes(self._blob("metadata", sha256), data)
+
+    # --- index pages -------------------------------------------------------
+
+    def _page_path(self, index: str, project: str) -> Path:
+        key = hashlib.sha256(index.encode()).hexdigest()[:16]
+        return self.root / "simple" / key / f"{project}.json"
+
+    def get_page(self, index: str, project: str) -> Optional[dict[str, Any]]:
+        try:
+            data = json.loads(self._page_path(index, project).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def put_page(self, index: str, project: str, page: Mapping[str, Any]) -> None:
+        data = json.dumps(page, separators=(",", ":"), sort_keys=True).encode()
+        atomic_write_bytes(self._page_path(index, project), data)
+
+    # --- wheels built from sdists ------------------------------------------------
+
+    def built_wheel(self, sdist_sha256: str) -> Optional[Path]:
+        """The wheel built earlier from the sdist with this sha256, if any."""
+        directory = self._blob("builds", sdist_sha256)
+        wheels = sorted(directory.glob("*.whl")) if directory.is_dir() else []
+        return wheels[0] if len(wheels) == 1 else None
+
+    def build_staging(self, sdist_sha256: str) -> Path:
+        """A fresh private directory to build into (same filesystem as the cache)."""
+        staging = self.root / "tmp"
+        staging.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"build-{sdist_sha256[:12]}-", dir=staging))
+
+    def store_built_wheel(self, sdist_sha256: str, wheel: Path) -> Path:
+        """Publish a built wheel; if another process published first, keep theirs."""
+        directory = self._blob("builds", sdist_sha256)
+        directory.mkdir(parents=True, exist_ok=True)
+        final = directory / wheel.name
+        try:
+            os.link(wheel, final)  # fails if it exists: first writer wins
+        except FileExistsError:
+            pass
+        except OSError:
+            shutil.copyfile(wheel, final.with_suffix(".tmp"))
+            final.with_suffix(".tmp").replace(final)
+        shutil.rmtree(wheel.parent, ignore_errors=True)
+        existing = self.built_wheel(sdist_sha256)
+        return existing if existing is not None else final
+
+    # --- local files (find-links) ----------------------------------------------
+
+    def local_file_sha256(self, path: Path) -> tuple[str, int]:
+        """sha256 and size of a local file, remembered by (path, size, mtime)."""
+        stat = path.stat()
+        key = hashlib.sha256(
+            f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
+        ).hexdigest()
+        record = self.root / "local-hashes" / key[:2] / f"{key}.json"
+        try:
+            data = json.loads(record.read_bytes())
+            return str(data["sha256"]), int(data["size"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        sha256, size = file_digest(path)
+        atomic_write_bytes(record, json.dumps({"sha256": sha256, "size": size}).encode())
+        return sha256, size

@@ -1,0 +1,354 @@
+"""Requirements in, one lock per target out.
+
+One HTTP client, cache, index client and metadata fetcher serve every target
+of a run, so a project's page and a file's metadata are fetched once even
+when several targets need them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Optional, Protocol
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from lockship import __version__
+from lockship.cache import Cache
+from lockship.config import IndexConfig
+from lockship.errors import InputError, LockshipError
+from lockship.hashing import file_digest
+from lockship.http import HttpClient
+from lockship.index import IndexClient
+from lockship.lockfile import lock_paths, read_lock, render_pylock, render_requirements, write_lock
+from lockship.metadata import MetadataFetcher
+from lockship.models import (
+    Artifact,
+    InputFile,
+    Lock,
+    LockedPackage,
+    LockSettings,
+    TargetInfo,
+)
+from lockship.requirements import Inputs
+from lockship.resolve import Resolution, ResolveOptions, Root, resolve
+from lockship.sdists import build_env
+from lockship.targets import Target
+
+__all__ = ["LockReporter", "LockRequest", "TargetResult", "lock"]
+
+DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01, the zip epoch
+
+
+class LockReporter(Protocol):
+    """Progress callbacks; the CLI draws them, the library never prints."""
+
+    def target_started(self, target: Target) -> None: ...
+    def target_finished(self, result: TargetResult) -> None: ...
+    def warning(self, message: str) -> None: ...
+
+
+class _QuietReporter:
+    def target_started(self, target: Target) -> None:
+        pass
+
+    def target_finished(self, result: TargetResult) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class LockRequest:
+    inputs: Inputs
+    targets: tuple[Target, ...]
+    index_config: IndexConfig
+    output_dir: Path = Path("locks")
+    exclude_newer: Optional[datetime] = None
+    pre: bool = False
+    only_binary: frozenset[str] = frozenset()
+    upgrade: frozenset[str] = frozenset()
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    offline: bool = False
+    refresh: bool = False
+    jobs: int = 16
+    command: str = "lockship lock"
+    check: bool = False
+    cache_dir: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    target: Target
+    lock: Lock
+    txt_path: Path
+    pylock_path: Path
+    changed: bool  # the files on disk differ (or differed, with --check) from this lock
+    seconds: float
+    stats: dict[str, int] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()  # with --check: why the lock is out of date
+
+    @property
+    def sdists(self) -> int:
+        return sum(1 for p in self.lock.packages if p.artifact.kind == "sdist")
+
+
+def _display(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def _roots(inputs: Inputs) -> list[Root]:
+    roots = []
+    for item in inputs.requirements:
+        if item.requirement.url:
+            raise InputError(
+                f"direct URL requirement {item.requirement} cannot be locked by name and hash",
+                where=str(item.source),
+                hint="put the file in a --find-links directory and require it by name",
+            )
+        path = item.source.path
+        label = path if path.endswith("pyproject.toml") else f"-r {path}"
+        roots.append(Root(item.requirement, label, item.hashes))
+    return roots
+
+
+def _target_info(target: Target) -> TargetInfo:
+    return TargetInfo(
+        name=target.name,
+        description=target.description,
+        floor=target.floor,
+        python_full_version=target.marker_environment["python_full_version"],
+        marker_environment=dict(sorted(target.marker_environment.items())),
+        tags_sha256=target.tags_sha256,
+        tags_count=len(target.tags),
+        source=target.source if target.source in ("short name", "host") else "probe file",
+    )
+
+
+def _settings(request: LockRequest) -> LockSettings:
+    config = request.index_config
+    from lockship._urls import redact_url  # noqa: PLC0415
+
+    return LockSettings(
+        indexes=tuple(redact_url(u) for u in config.indexes),
+        find_links=tuple(redact_url(u) for u in config.find_links),
+        index_strategy=config.strategy.value,
+        pre=request.pre,
+        only_binary=tuple(sorted(request.only_binary)),
+        extras=tuple(sorted(request.extras)),
+        groups=tuple(sorted(request.groups)),
+    )
+
+
+def _previous_pins(path: Path) -> dict[NormalizedName, Version]:
+    """Pins of an existing lock, preferred on re-lock (pip-compile's behaviour)."""
+    if not path.is_file():
+        return {}
+    try:
+        previous = read_lock(path)
+    except InputError:
+        return {}  # an unreadable old lock is simply replaced
+    # Versions were parsed by packaging.pylock when the lock was read.
+    return {NormalizedName(p.name): Version(p.version) for p in previous.packages}
+
+
+def _build_lock(
+    resolution: Resolution,
+    *,
+    target: Target,
+    inputs: tuple[InputFile, ...],
+    settings: LockSettings,
+    request: LockRequest,
+    metadata: MetadataFetcher,
+) -> Lock:
+    info = _target_info(target)
+    packages = []
+    for package in resolution.packages:
+        sha256, size = metadata.digest(package.dist)
+        dist = package.dist
+        rp = package.metadata.requires_python
+        packages.append(
+            LockedPackage(
+                name=package.name,
+                version=str(package.version),
+                artifact=Artifact(
+                    kind="wheel" if dist.is_wheel else "sdist",
+                    filename=dist.filename,
+                    url=dist.url,
+                    sha256=sha256,
+                    size=size,
+                    upload_time=dist.upload_datetime(),
+                ),
+                index=dist.origin or None,
+                requires_python=str(rp) if rp is not None else dist.requires_python,
+                extras=tuple(package.extras),
+                dependencies=package.dependencies,
+                via=package.via,
+            )
+        )
+    fingerprint = Lock.compute_fingerprint(
+        inputs=inputs, target=info, exclude_newer=request.exclude_newer, settings=settings
+    )
+    return Lock(
+        lockship_version=__version__,
+        target=info,
+        inputs=inputs,
+        exclude_newer=request.exclude_newer,
+        settings=settings,
+        command=request.command,
+        fingerprint=fingerprint,
+        packages=tuple(packages),
+    )
+
+
+def check_lock(request: LockRequest, target: Target) -> TargetResult:
+    """Compare a target's lock on disk with its inputs, without resolving."""
+    started = time.monotonic()
+    txt, toml = lock_paths(request.output_dir, target.name)
+    current = read_lock(toml)
+    reasons = stale_reasons(
+        current,
+        inputs=_input_files(request),
+        target=_target_info(target),
+        exclude_newer=request.exclude_newer,
+        settings=_settings(request),
+    )
+    if not txt.is_file() or txt.read_text(encoding="utf-8") != render_requirements(current):
+        reasons.append(f"{txt} does not match {toml.name} (edited by hand, or missing)")
+    return TargetResult(
+        target, current, txt, toml, bool(reasons), time.monotonic() - started,
+        reasons=tuple(reasons),
+    )
+
+
+def stale_reasons(
+    lock: Lock,
+    *,
+    inputs: tuple[InputFile, ...],
+    target: TargetInfo,
+    exclude_newer: Optional[datetime],
+    settings: LockSettings,
+) -> list[str]:
+    """Why ``lock`` no longer matches these inputs (empty when it does)."""
+    reasons = []
+    old = {i.path: i.sha256 for i in lock.inputs}
+    new = {i.path: i.sha256 for i in inputs}
+    reasons += [f"input {p} changed" for p in sorted(old.keys() & new.keys()) if old[p] != new[p]]
+    reasons += [f"input {p} is new" for p in sorted(new.keys() - old.keys())]
+    reasons += [f"input {p} is no longer used" for p in sorted(old.keys() - new.keys())]
+    if lock.target.marker_environment != target.marker_environment:
+        reasons.append("the target's marker environment differs")
+    if lock.target.tags_sha256 != target.tags_sha256:
+        reasons.append("the target's wheel tags differ")
+    if lock.exclude_newer != exclude_newer:
+        reasons.append("--exclude-newer differs")
+    before, after = lock.settings.model_dump(), settings.model_dump()
+    reasons += [
+        f"{key.replace('_', '-')} differs ({before[key]} -> {after[key]})"
+        for key in sorted(before)
+        if before[key] != after[key]
+    ]
+    return reasons
+
+
+def _input_files(request: LockRequest) -> tuple[InputFile, ...]:
+    return tuple(
+        InputFile(path=_display(p), sha256=file_digest(p)[0]) for p in request.inputs.files
+    )
+
+
+def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[TargetResult]:
+    """Lock ``request.inputs`` for every target (or check the locks with ``request.check``).
+
+    :raises LockshipError: the first target's failure, with what and where.
+    """
+    reporter = reporter or _QuietReporter()
+    if not request.targets:
+        raise InputError("no target given", where="--target", hint="e.g. --target linux-cp39")
+    if request.check:
+        return [check_lock(request, target) for target in request.targets]
+    roots = _roots(request.inputs)
+    if not roots:
+        raise InputError(
+            "no requirements to lock",
+            where=", ".join(_display(p) for p in request.inputs.files) or "inputs",
+            hint="list packages in requirements.in or [project] dependencies",
+        )
+    constraints: list[Requirement] = [c.requirement for c in request.inputs.constraints]
+    inputs = _input_files(request)
+    settings = _settings(request)
+    from lockship.cache import default_cache_dir  # noqa: PLC0415
+
+    cache = Cache(request.cache_dir or default_cache_dir())
+    http = HttpClient(request.index_config, pool_size=max(4, request.jobs), offline=request.offline)
+    index = IndexClient(
+        http, cache, request.index_config, refresh=request.refresh,
+        exclude_newer=request.exclude_newer,
+    )
+    epoch = DEFAULT_SOURCE_DATE_EPOCH
+    if request.exclude_newer is not None:
+        epoch = int(request.exclude_newer.timestamp())
+    metadata = MetadataFetcher(
+        http, cache, build_env=build_env(request.index_config, source_date_epoch=epoch)
+    )
+    results = []
+    for target in request.targets:
+        reporter.target_started(target)
+        started = time.monotonic()
+        txt, toml = lock_paths(request.output_dir, target.name)
+        options = ResolveOptions(
+            exclude_newer=request.exclude_newer,
+            pre=request.pre,
+            only_binary=request.only_binary,
+            prefer=_previous_pins(toml),
+            upgrade=request.upgrade,
+            jobs=request.jobs,
+        )
+        try:
+            resolution = resolve(
+                roots,
+                constraints=constraints,
+                target=target,
+                index=index,
+                metadata=metadata,
+                options=options,
+            )
+        except LockshipError as exc:
+            if exc.where is None:
+                exc.where = target.name
+            raise
+        for warning in resolution.warnings:
+            reporter.warning(f"{target.name}: {warning}")
+        new = _build_lock(
+            resolution, target=target, inputs=inputs, settings=settings, request=request,
+            metadata=metadata,
+        )
+        changed = not (
+            txt.is_file()
+            and toml.is_file()
+            and txt.read_text(encoding="utf-8") == render_requirements(new)
+            and toml.read_text(encoding="utf-8") == render_pylock(new)
+        )
+        if changed:
+            write_lock(new, request.output_dir)
+        result = TargetResult(
+            target, new, txt, toml, changed, time.monotonic() - started,
+            stats=dict(metadata.stats) | {
+                "pages_fetched": index.pages_fetched,
+                "pages_from_cache": index.pages_from_cache,
+            },
+        )
+        reporter.target_finished(result)
+        results.append(result)
+    return results
+
+

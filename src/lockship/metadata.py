@@ -1,0 +1,337 @@
+"""Core metadata of distribution files, fetched as cheaply as possible.
+
+For a wheel, in order: the cache (keyed by the file's sha256, so an entry is
+valid forever), the PEP 658 ``.metadata`` file when the index advertises one
+(checked against the advertised hash), then ``*.dist-info/METADATA`` read out
+of the remote wheel with HTTP Range requests (usually one request: the zip's
+central directory and the dist-info files are at the end), and only when the
+server ignores Range, a full verified download into the file cache.
+
+For an sdist: its PKG-INFO when PEP 643 makes it static, otherwise the
+METADATA of a wheel built from it in an isolated environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from packaging.metadata import parse_email
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from lockship._memo import Memo
+from lockship._urls import redact_url, url_to_path
+from lockship._zip import FileRangeReader, dist_info_metadata_chooser, read_member
+from lockship.cache import Cache
+from lockship.download import download_to_cache
+from lockship.errors import BuildError, HashMismatchError, LockshipError, NetworkError
+from lockship.http import HttpClient
+from lockship.index import DistFile
+from lockship.sdists import build_wheel, read_pkg_info, static_pkg_info
+
+__all__ = ["CoreMetadata", "MetadataError", "MetadataFetcher", "parse_core_metadata"]
+
+
+class MetadataError(LockshipError):
+    """A distribution's metadata is unreadable or contradicts its filename."""
+
+
+@dataclass(frozen=True)
+class CoreMetadata:
+    name: NormalizedName
+    version: Version
+    requires_dist: tuple[Requirement, ...]
+    requires_python: Optional[SpecifierSet]
+    provides_extra: frozenset[NormalizedName]
+
+
+def parse_core_metadata(data: bytes, *, where: str) -> CoreMetadata:
+    """Parse METADATA / PKG-INFO bytes.
+
+    :raises MetadataError: for a missing name or version, or an invalid
+        Requires-Dist or Requires-Python entry.
+    """
+    raw, _unparsed = parse_email(data)
+    name, version = raw.get("name"), raw.get("version")
+    if not name or not version:
+        raise MetadataError("metadata has no Name or Version", where=where)
+    try:
+        parsed_version = Version(version)
+        requires = tuple(Requirement(r) for r in raw.get("requires_dist", []))
+        rp = raw.get("requires_python")
+        requires_python = SpecifierSet(rp) if rp and rp.strip() else None
+    except (InvalidVersion, InvalidRequirement, InvalidSpecifier) as exc:
+        raise MetadataError(f"invalid metadata: {exc}", where=where) from None
+    return CoreMetadata(
+        name=canonicalize_name(name),
+        version=parsed_version,
+        requires_dist=requires,
+        requires_python=requires_python,
+        provides_extra=frozenset(canonicalize_name(e) for e in raw.get("provides_extra", [])),
+    )
+
+
+class RangeNotSupportedError(Exception):
+    """The server answered a Range request with the whole file."""
+
+
+class HttpRangeReader:
+    """RangeReader over HTTP Range requests."""
+
+    def __init__(self, http: HttpClient, url: str, *, what: str, size: Optional[int]) -> None:
+        self.http = http
+        self.url = url
+        self.what = what
+        self.size = size
+
+    def _get(self, header: str, limit: int) -> tuple[bytes, int]:
+        with self.http.stream(
+            self.url,
+            headers={"Range": header, "Accept-Encoding": "identity"},
+            what=self.what,
+            ok=(200, 206),
+        ) as response:
+            if response.status != 206:
+                raise RangeNotSupportedError
+            total = _content_range_total(response.headers.get("content-range", ""))
+            body = bytearray()
+            for chunk in response.chunks():
+                body += chunk
+                if len(body) > limit:
+                    msg = "server sent more bytes than the range asked for"
+                    raise ValueError(msg)
+        if self.size is not None and total != self.size:
+            msg = f"server reports {total} bytes, the index said {self.size}"
+            raise ValueError(msg)
+        return bytes(body), total
+
+    def tail(self, length: int) -> tuple[bytes, int]:
+        return self._get(f"bytes=-{length}", length)
+
+    def read(self, start: int, length: int) -> bytes:
+        data, _ = self._get(f"bytes={start}-{start + length - 1}", length)
+        if len(data) != length:
+            msg = "short range response"
+            raise ValueError(msg)
+        return data
+
+
+def _content_range_total(value: str) -> int:
+    try:
+        return int(value.rsplit("/", 1)[1])
+    except (IndexError, ValueError):
+        msg = f"bad Content-Range {value!r}"
+        raise ValueError(msg) from None
+
+
+class MetadataFetcher:
+    """Gets and caches core metadata for distribution files. Thread-safe."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        cache: Cache,
+        *,
+        build_env: Optional[dict[str, str]] = None,
+    ) -> None:
+        self.http = http
+        self.cache = cache
+        self.build_env = build_env
+        self._memo: Memo[str, CoreMetadata] = Memo()
+        self._hashes: Memo[str, tuple[str, int]] = Memo()
+        self._stats_lock = threading.Lock()
+        self.stats: Counter[str] = Counter()
+
+    def _count(self, what: str) -> None:
+        with self._stats_lock:
+            self.stats[what] += 1
+
+    # --- hashes --------------------------------------------------------------
+
+    def digest(self, dist: DistFile) -> tuple[str, int]:
+        """sha256 and size of ``dist``, downloading it only if the index gave no hash."""
+        if dist.sha256 is not None and dist.size is not None:
+            return dist.sha256, dist.size
+        return self._hashes.get(dist.url, lambda _url: self._compute_digest(dist))
+
+    def _compute_digest(self, dist: DistFile) -> tuple[str, int]:
+        if dist.is_local:
+            return self.cache.local_file_sha256(Path(url_to_path(dist.url)))
+        if dist.sha256 is not None:
+            # Hash known, size unknown (HTML pages): the metadata read learns the size.
+            size = self._remote_size(dist)
+            if size is not None:
+                return dist.sha256, size
+        _, sha256, size = download_to_cache(
+            self.http, self.cache, dist.url, sha256=dist.sha256, size=None, what=dist.filename
+        )
+        self._count("full-download")
+        return sha256, size
+
+    def _remote_size(self, dist: DistFile) -> Optional[int]:
+        reader = HttpRangeReader(self.http, dist.url, what=dist.filename, size=None)
+        try:
+            _, total = reader.tail(1)
+        except (RangeNotSupportedError, ValueError, NetworkError):
+            return None
+        return total
+
+    # --- metadata ------------------------------------------------------------
+
+    def get(self, dist: DistFile) -> CoreMetadata:
+        """Core metadata of ``dist`` (memoized per URL for this run).
+
+        :raises MetadataError: when the metadata is invalid or names another project/version.
+        """
+        return self._memo.get(dist.url, lambda _url: self._load(dist))
+
+    def _load(self, dist: DistFile) -> CoreMetadata:
+        sha256, _size = self.digest(dist)
+        data = self.cache.get_metadata(sha256)
+        if data is not None:
+            self._count("cache")
+        else:
+            data = self._fetch(dist, sha256)
+            self.cache.put_metadata(sha256, data)
+        meta = parse_core_metadata(data, where=dist.filename)
+        self._check_consistent(dist, meta)
+        return meta
+
+    def _check_consistent(self, dist: DistFile, meta: CoreMetadata) -> None:
+        if dist.is_wheel:
+            name, version, _, _ = dist.wheel_info()
+            if meta.name != name or meta.version != version:
+                raise MetadataError(
+                    f"metadata says {meta.name} {meta.version}, the filename says "
+                    f"{name} {version}",
+                    where=dist.filename,
+                )
+
+    def _fetch(self, dist: DistFile, sha256: str) -> bytes:
+        if not dist.is_wheel:
+            return self._sdist_metadata(dist, sha256)
+        if dist.has_metadata_file and not dist.is_local:
+            data = self._pep658(dist)
+            if data is not None:
+                return data
+        if dist.is_local:
+            return self._from_local_wheel(Path(url_to_path(dist.url)), dist)
+        try:
+            reader = HttpRangeReader(self.http, dist.url, what=dist.filename, size=dist.size)
+            _, data, requests = read_member(reader, self._chooser(dist))
+        except RangeNotSupportedError:
+            self._count("range-unsupported")
+        except ValueError as exc:
+            raise MetadataError(
+                f"cannot read the wheel's METADATA: {exc}", where=dist.filename
+            ) from None
+        else:
+            self._count(f"range-{min(requests, 3)}")
+            return data
+        path, _, _ = download_to_cache(
+            self.http, self.cache, dist.url, sha256=sha256, size=dist.size, what=dist.filename
+        )
+        self._count("full-download")
+        return self._from_local_wheel(path, dist)
+
+    def _chooser(self, dist: DistFile) -> Callable[[list[str]], str]:
+        name, version, _, _ = dist.wheel_info()
+        return dist_info_metadata_chooser(name, str(version))
+
+    def _pep658(self, dist: DistFile) -> Optional[bytes]:
+        try:
+            response = self.http.get(
+                dist.url + ".metadata", what=f"metadata of {dist.filename}", ok=(200, 404)
+            )
+        except NetworkError:
+            return None
+        if response.status != 200:
+            return None
+        actual = hashlib.sha256(response.body).hexdigest()
+        if dist.metadata_sha256 and actual != dist.metadata_sha256:
+            raise HashMismatchError(
+                what=f"{dist.filename}.metadata",
+                url=redact_url(dist.url + ".metadata"),
+                expected_sha256=dist.metadata_sha256,
+                actual_sha256=actual,
+            )
+        self._count("pep658")
+        return response.body
+
+    def _from_local_wheel(self, path: Path, dist: DistFile) -> bytes:
+        try:
+            with path.open("rb") as handle:
+                _, data, _ = read_member(FileRangeReader(handle), self._chooser(dist))
+        except ValueError as exc:
+            raise MetadataError(
+                f"cannot read the wheel's METADATA: {exc}", where=dist.filename
+            ) from None
+        self._count("local")
+        return data
+
+    # --- sdists --------------------------------------------------------------
+
+    def sdist_path(self, dist: DistFile, sha256: str) -> Path:
+        if dist.is_local:
+            return Path(url_to_path(dist.url))
+        path, _, _ = download_to_cache(
+            self.http, self.cache, dist.url, sha256=sha256, size=dist.size, what=dist.filename
+        )
+        return path
+
+    def _sdist_metadata(self, dist: DistFile, sha256: str) -> bytes:
+        path = self.sdist_path(dist, sha256)
+        pkg_info = read_pkg_info(path)
+        if pkg_info is not None and static_pkg_info(pkg_info):
+            self._count("sdist-static")
+            return pkg_info
+        wheel = self.built_wheel(dist, sha256)
+        with wheel.open("rb") as handle:
+            try:
+                _, data, _ = read_member(
+                    FileRangeReader(handle), lambda names: _only_metadata(names, dist.filename)
+                )
+            except ValueError as exc:
+                raise MetadataError(
+                    f"built wheel has no METADATA: {exc}", where=dist.filename
+                ) from None
+        self._count("sdist-build")
+        return data
+
+    def built_wheel(self, dist: DistFile, sha256: str) -> Path:
+        """The wheel built from this sdist (cached by the sdist's sha256)."""
+        existing = self.cache.built_wheel(sha256)
+        if existing is not None:
+            return existing
+        if self.build_env is None:
+            raise BuildError(
+                "this sdist needs a build and builds are disabled",
+                where=dist.filename,
+            )
+        if self.http.offline:
+            raise BuildError(
+                "this sdist must be built, and its build dependencies cannot be "
+                "installed with --offline",
+                where=dist.filename,
+                hint="run once online so the built wheel is cached",
+            )
+        path = self.sdist_path(dist, sha256)
+        staging = self.cache.build_staging(sha256)
+        wheel = build_wheel(path, staging, env=self.build_env, what=dist.filename)
+        return self.cache.store_built_wheel(sha256, wheel)
+
+
+def _only_metadata(names: list[str], what: str) -> str:
+    candidates = [n for n in names if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+    if len(candidates) != 1:
+        msg = f"expected one .dist-info/METADATA in the wheel built from {what}"
+        raise ValueError(msg)
+    return candidates[0]

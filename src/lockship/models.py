@@ -1,0 +1,210 @@
+"""Frozen models of what lockship writes and reads back: locks and their parts.
+
+Everything inside lockship works on these typed objects; TOML/JSON/text
+encoding lives in ``lockfile.py`` (and ``manifest.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "LOCK_FORMAT",
+    "Artifact",
+    "BuiltFrom",
+    "BundleFile",
+    "BundleRecord",
+    "InputFile",
+    "Lock",
+    "LockSettings",
+    "LockedPackage",
+    "Manifest",
+    "ManifestFile",
+    "TargetInfo",
+    "format_timestamp",
+]
+
+LOCK_FORMAT = 1
+BUNDLE_FORMAT = 1
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, seconds precision unless finer is needed."""
+    value = value.astimezone(timezone.utc)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}"
+    return text + "Z"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InputFile(_Frozen):
+    """A file the lock was computed from, with its digest (for ``--check``)."""
+
+    path: str
+    sha256: str
+
+
+class TargetInfo(_Frozen):
+    """What a lock records about its target."""
+
+    name: str
+    description: str
+    floor: Optional[str] = None
+    python_full_version: str
+    marker_environment: dict[str, str]
+    tags_sha256: str
+    tags_count: int
+    source: str
+
+
+class Artifact(_Frozen):
+    """The one file of a package chosen for the target."""
+
+    kind: Literal["wheel", "sdist"]
+    filename: str
+    url: str  # without credentials; they are re-applied from configuration at fetch time
+    sha256: str
+    size: int
+    upload_time: Optional[datetime] = None
+
+
+class LockedPackage(_Frozen):
+    name: str  # normalized
+    version: str
+    artifact: Artifact
+    index: Optional[str] = None  # the index or find-links location it came from
+    requires_python: Optional[str] = None
+    extras: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()  # normalized names of locked packages
+    via: tuple[str, ...] = ()  # "-r requirements.in", or the names of dependents
+
+
+class LockSettings(_Frozen):
+    """Options that change what a lock contains; part of the fingerprint."""
+
+    indexes: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    index_strategy: str = "first-index"
+    pre: bool = False
+    only_binary: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+
+class Lock(_Frozen):
+    """One target's lock: header facts plus the packages, sorted by name."""
+
+    lockship_version: str
+    target: TargetInfo
+    inputs: tuple[InputFile, ...]
+    exclude_newer: Optional[datetime] = None
+    settings: LockSettings
+    command: str
+    fingerprint: str
+    packages: tuple[LockedPackage, ...]
+
+    @staticmethod
+    def compute_fingerprint(
+        *,
+        inputs: tuple[InputFile, ...],
+        target: TargetInfo,
+        exclude_newer: Optional[datetime],
+        settings: LockSettings,
+    ) -> str:
+        """Digest of everything the lock was computed from, except the index's state."""
+        document = {
+            "format": LOCK_FORMAT,
+            "inputs": [[i.path, i.sha256] for i in inputs],
+            "target": {
+                "marker_environment": target.marker_environment,
+                "tags_sha256": target.tags_sha256,
+            },
+            "exclude_newer": format_timestamp(exclude_newer) if exclude_newer else None,
+            "settings": settings.model_dump(mode="json"),
+        }
+        encoded = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        return "sha256:" + hashlib.sha256(encoded).hexdigest()
+
+
+# --- bundles -----------------------------------------------------------------------------
+#
+# dist/<target>/
+#   wheels/*.whl              exactly the locked files; sdists replaced by wheels built from them
+#   requirements.txt          installable lock: name==version --hash=sha256:<file in wheels/>
+#   pylock.<target>.toml      the lock that was fetched, unchanged
+#   bundle.json               BundleRecord: what fetch put here and where each file came from
+#   (after `lockship sign`) manifest.json, INSTALL.md, install.py, SHA256SUMS, SHA256SUMS.sig
+
+
+class BuiltFrom(_Frozen):
+    """Provenance of a wheel that lockship built from an sdist."""
+
+    sdist_filename: str
+    sdist_url: str
+    sdist_sha256: str
+    sdist_size: int
+    build_backend: str  # e.g. "setuptools.build_meta"
+    build_requires: tuple[str, ...]  # what the isolated environment installed, name==version
+    source_date_epoch: int
+
+
+class BundleFile(_Frozen):
+    """One wheel in a bundle's ``wheels/`` directory."""
+
+    path: str  # relative, '/'-separated: "wheels/<filename>"
+    name: str  # normalized project name
+    version: str
+    sha256: str
+    size: int
+    origin_url: str  # where the locked file came from (credentials removed)
+    kind: Literal["wheel", "built-wheel"]
+    built_from: Optional[BuiltFrom] = None
+
+
+class BundleRecord(_Frozen):
+    """``bundle.json``: written by ``lockship fetch``, read by sign, verify and diff."""
+
+    format: int = BUNDLE_FORMAT
+    lockship_version: str
+    target: TargetInfo
+    lock_file: str  # "pylock.<target>.toml", relative to the bundle
+    lock_fingerprint: str
+    inputs: tuple[InputFile, ...]
+    exclude_newer: Optional[datetime] = None
+    files: tuple[BundleFile, ...]  # sorted by path
+    self_requirements: Optional[str] = None  # with --include-self: "lockship-requirements.txt"
+
+
+class ManifestFile(_Frozen):
+    """One file of a signed bundle, as the reviewer sees it."""
+
+    path: str
+    size: int
+    sha256: str
+    kind: Literal["wheel", "built-wheel", "lock", "requirements", "record", "install-script", "doc"]
+    name: Optional[str] = None
+    version: Optional[str] = None
+    origin_url: Optional[str] = None
+    built_from: Optional[BuiltFrom] = None
+
+
+class Manifest(_Frozen):
+    """``manifest.json``: everything a security reviewer signs off on."""
+
+    format: int = BUNDLE_FORMAT
+    lockship_version: str
+    target: TargetInfo
+    inputs: tuple[InputFile, ...]
+    exclude_newer: Optional[datetime] = None
+    lock_fingerprint: str
+    files: tuple[ManifestFile, ...]  # every file of the bundle except SHA256SUMS(.sig) and itself

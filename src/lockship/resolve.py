@@ -1,0 +1,666 @@
+"""Resolve requirements for one target with resolvelib.
+
+Everything is evaluated for the *target*, never for the interpreter running
+lockship:
+
+- environment markers (top-level, transitive, and ``extra == ...``) against
+  the target's PEP 508 environment;
+- Requires-Python (the index's ``requires-python`` and the metadata's) against
+  the target's full Python version;
+- each version is represented by exactly one file: the wheel whose best tag
+  ranks highest in the target's ordered tag list (then the highest build
+  tag), else an sdist.
+
+A prefetcher walks the dependency graph ahead of the resolver on a thread
+pool, so index pages and metadata are usually in memory by the time the
+resolver asks for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Optional
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+from resolvelib import AbstractProvider, BaseReporter, Resolver
+from resolvelib.resolvers import RequirementInformation, ResolutionImpossible, ResolutionTooDeep
+
+from lockship.errors import LockshipError, ResolutionError
+from lockship.index import DistFile, IndexClient, Project
+from lockship.metadata import CoreMetadata, MetadataError, MetadataFetcher
+from lockship.targets import Target
+
+__all__ = [
+    "Candidate",
+    "Resolution",
+    "ResolveOptions",
+    "ResolvedPackage",
+    "Root",
+    "resolve",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Root:
+    """A top-level requirement and where it was written (for ``# via``)."""
+
+    requirement: Requirement
+    source: str  # e.g. "-r requirements.in" or "pyproject.toml"
+    hashes: tuple[str, ...] = ()  # "sha256:<hex>" allowed for this project, if any
+
+
+@dataclass(frozen=True)
+class ResolveOptions:
+    exclude_newer: Optional[datetime] = None
+    pre: bool = False
+    only_binary: frozenset[str] = frozenset()  # canonical names, or ":all:"
+    prefer: Mapping[NormalizedName, Version] = field(default_factory=dict)  # previous pins
+    upgrade: frozenset[str] = frozenset()  # names to not prefer, or ":all:"
+    jobs: int = 16
+
+
+@dataclass(frozen=True)
+class Req:
+    identifier: str
+    name: NormalizedName
+    extras: frozenset[NormalizedName]
+    specifier: SpecifierSet
+    source: Optional[str] = None  # set on top-level requirements only
+
+    @property
+    def is_pinned(self) -> bool:
+        return any(s.operator in ("==", "===") and "*" not in s.version for s in self.specifier)
+
+    def __str__(self) -> str:
+        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
+        return f"{self.name}{extras}{self.specifier}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    identifier: str
+    name: NormalizedName
+    extras: frozenset[NormalizedName]
+    version: Version
+    dist: DistFile
+    metadata: CoreMetadata
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+@dataclass(frozen=True)
+class ResolvedPackage:
+    name: NormalizedName
+    version: Version
+    dist: DistFile
+    metadata: CoreMetadata
+    extras: tuple[NormalizedName, ...]
+    dependencies: tuple[NormalizedName, ...]
+    via: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    packages: tuple[ResolvedPackage, ...]
+    warnings: tuple[str, ...]
+
+
+def _identifier(name: NormalizedName, extras: Iterable[str]) -> str:
+    extras = sorted(canonicalize_name(e) for e in extras)
+    return f"{name}[{','.join(extras)}]" if extras else name
+
+
+def _split_identifier(identifier: str) -> tuple[NormalizedName, frozenset[NormalizedName]]:
+    name, _, rest = identifier.partition("[")
+    extras = frozenset(NormalizedName(e) for e in rest.rstrip("]").split(",") if e)
+    return NormalizedName(name), extras
+
+
+# --- choosing a file for a version --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rejection:
+    version: Version
+    reason: str
+
+
+class FileChooser:
+    """Picks the one file of a version that the target would install."""
+
+    def __init__(self, target: Target, options: ResolveOptions) -> None:
+        self.target = target
+        self.options = options
+        self._python = target.python_full_version
+
+    def requires_python_ok(self, spec: Optional[str]) -> bool:
+        if not spec:
+            return True
+        try:
+            return SpecifierSet(spec).contains(self._python, prereleases=True)
+        except InvalidSpecifier:
+            return True  # pip ignores an invalid data-requires-python, and so do we
+
+    def choose(
+        self,
+        name: NormalizedName,
+        files: Sequence[DistFile],
+        *,
+        allow_yanked: bool,
+        hashes: frozenset[str],
+    ) -> tuple[Optional[DistFile], Optional[str]]:
+        """Return (file, None) or (None, why no file fits)."""
+        usable: list[DistFile] = []
+        reasons: list[str] = []
+        for dist in files:
+            if dist.yanked is not None and not allow_yanked:
+                reasons.append("yanked" + (f" ({dist.yanked})" if dist.yanked else ""))
+                continue
+            if self.options.exclude_newer is not None and not self._old_enough(dist):
+                reasons.append("uploaded after --exclude-newer")
+                continue
+            if not self.requires_python_ok(dist.requires_python):
+                reasons.append(
+                    f"requires Python {dist.requires_python} "
+                    f"(target has {self.target.python_full_version})"
+                )
+                continue
+            if hashes and (dist.sha256 is None or f"sha256:{dist.sha256}" not in hashes):
+                reasons.append("hash not among the --hash values given")
+                continue
+            usable.append(dist)
+        best: Optional[tuple[int, tuple[Any, ...], str, DistFile]] = None
+        wheel_tags: list[str] = []
+        for dist in usable:
+            if not dist.is_wheel:
+                continue
+            try:
+                _, _, build, tags = dist.wheel_info()
+            except ValueError:
+                continue
+            rank = self.target.best_rank(tags)
+            if rank is None:
+                wheel_tags.extend(sorted(str(t) for t in tags))
+                continue
+            # Best tag first; for equal tags the highest build number wins.
+            key = (rank, tuple(-x if isinstance(x, int) else x for x in build), dist.filename)
+            if best is None or key < best[:3]:
+                best = (*key, dist)
+        if best is not None:
+            return best[3], None
+        only_binary = ":all:" in self.options.only_binary or name in self.options.only_binary
+        sdists = sorted(
+            (d for d in usable if not d.is_wheel),
+            key=lambda d: (not d.filename.endswith(".tar.gz"), d.filename),
+        )
+        if sdists and not only_binary:
+            return sdists[0], None
+        if wheel_tags:
+            shown = sorted(set(wheel_tags))
+            more = f" and {len(shown) - 6} more" if len(shown) > 6 else ""
+            return None, (
+                f"no wheel for {self.target.name} (its wheels are tagged "
+                f"{', '.join(shown[:6])}{more})"
+                + ("; sdists are excluded by --only-binary" if sdists else "")
+            )
+        if sdists:
+            return None, "only an sdist, and --only-binary excludes sdists"
+        return None, "; ".join(sorted(set(reasons))) or "no usable file"
+
+    def _old_enough(self, dist: DistFile) -> bool:
+        uploaded = dist.upload_datetime()
+        if uploaded is None:
+            # Files with no upload time are kept only from local sources
+            # (file:// indexes, find-links directories): the operator controls those.
+            return dist.is_local
+        assert self.options.exclude_newer is not None  # noqa: S101 - checked by the caller
+        return uploaded <= self.options.exclude_newer
+
+
+# --- the provider --------------------------------------------------------------
+
+
+class Provider(AbstractProvider[Req, Candidate, str]):
+    def __init__(
+        self,
+        *,
+        target: Target,
+        index: IndexClient,
+        metadata: MetadataFetcher,
+        options: ResolveOptions,
+        constraints: Mapping[NormalizedName, SpecifierSet],
+        hashes: Mapping[NormalizedName, frozenset[str]],
+        prefetch: Callable[[NormalizedName, SpecifierSet], None],
+    ) -> None:
+        self.target = target
+        self.env = dict(target.marker_environment)
+        self.index = index
+        self.metadata = metadata
+        self.options = options
+        self.constraints = constraints
+        self.hashes = hashes
+        self.prefetch = prefetch
+        self.chooser = FileChooser(target, options)
+        self.rejections: dict[NormalizedName, dict[Version, str]] = {}
+        self.warnings: list[str] = []
+        self._lock = threading.Lock()
+        self._satisfied: dict[int, tuple[SpecifierSet, dict[Version, bool]]] = {}
+        self._versions: dict[tuple[NormalizedName, SpecifierSet], list[Version]] = {}
+
+    # resolvelib API ------------------------------------------------------------
+
+    def identify(self, requirement_or_candidate: Any) -> str:
+        return str(requirement_or_candidate.identifier)
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],  # noqa: ARG002 - resolvelib passes it by name
+        candidates: Mapping[str, Iterator[Candidate]],  # noqa: ARG002
+        information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
+        backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
+    ) -> Any:
+        infos = list(information[identifier])
+        pinned = any(info.requirement.is_pinned for info in infos)
+        direct = any(info.parent is None for info in infos)
+        causes = {c.requirement.name for c in backtrack_causes}
+        causes |= {c.parent.name for c in backtrack_causes if c.parent is not None}
+        name, _ = _split_identifier(identifier)
+        return (not pinned, name not in causes, not direct, identifier)
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Req]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> Callable[[], Iterator[Candidate]]:
+        name, extras = _split_identifier(identifier)
+        reqs = list(requirements[identifier])
+        specifier = SpecifierSet()
+        for req in reqs:
+            specifier &= req.specifier
+        if name in self.constraints:
+            specifier &= self.constraints[name]
+        bad = {c.version for c in incompatibilities[identifier]}
+        allow_yanked = any(r.is_pinned for r in reqs)
+        project = self.index.project(name)
+
+        def candidates() -> Iterator[Candidate]:
+            yield from self._candidates(
+                identifier, project, extras, specifier, bad, allow_yanked=allow_yanked
+            )
+
+        return candidates
+
+    def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        # resolvelib re-checks every pin against every requirement each round;
+        # SpecifierSet.contains is slow enough for that to dominate a warm lock.
+        # Keyed by the specifier object's identity (hashing a SpecifierSet
+        # canonicalizes it, which costs as much as the check); the entry keeps
+        # the object alive so its id cannot be reused.
+        spec = requirement.specifier
+        entry = self._satisfied.get(id(spec))
+        if entry is None:
+            entry = self._satisfied[id(spec)] = (spec, {})
+        hit = entry[1].get(candidate.version)
+        if hit is None:
+            hit = entry[1][candidate.version] = spec.contains(candidate.version, prereleases=True)
+        return hit
+
+    def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        deps: list[Req] = []
+        if candidate.extras:
+            # An extras candidate depends on its base at the very same version.
+            deps.append(
+                Req(
+                    candidate.name,
+                    candidate.name,
+                    frozenset(),
+                    SpecifierSet(f"=={candidate.version}"),
+                )
+            )
+            missing = candidate.extras - candidate.metadata.provides_extra
+            if missing:
+                self._warn(
+                    f"{candidate} does not provide the extra(s) {', '.join(sorted(missing))}"
+                )
+        for requirement in candidate.metadata.requires_dist:
+            if not self._applies(requirement.marker, candidate.extras):
+                continue
+            name = canonicalize_name(requirement.name)
+            if name == candidate.name and not requirement.extras:
+                continue  # a self-reference adds nothing
+            req = Req(
+                _identifier(name, requirement.extras),
+                name,
+                frozenset(canonicalize_name(e) for e in requirement.extras),
+                requirement.specifier,
+            )
+            deps.append(req)
+            self.prefetch(name, requirement.specifier)
+        return deps
+
+    # helpers -------------------------------------------------------------------
+
+    def _applies(self, marker: Optional[Marker], extras: frozenset[NormalizedName]) -> bool:
+        """Does a Requires-Dist marker hold on the target, for the base or these extras?"""
+        if marker is None:
+            return not extras  # unconditional deps belong to the base candidate
+        if not extras:
+            return marker.evaluate({**self.env, "extra": ""})
+        return any(marker.evaluate({**self.env, "extra": e}) for e in extras) and not (
+            marker.evaluate({**self.env, "extra": ""})
+        )
+
+    def _warn(self, message: str) -> None:
+        with self._lock:
+            if message not in self.warnings:
+                self.warnings.append(message)
+
+    def _reject(self, name: NormalizedName, version: Version, reason: str) -> None:
+        with self._lock:
+            self.rejections.setdefault(name, {}).setdefault(version, reason)
+
+    def _prefer_first(self, name: NormalizedName, versions: list[Version]) -> list[Version]:
+        preferred = self.options.prefer.get(name)
+        upgrade = self.options.upgrade
+        if preferred is None or ":all:" in upgrade or name in upgrade or preferred not in versions:
+            return versions
+        return [preferred, *[v for v in versions if v != preferred]]
+
+    def _candidates(
+        self,
+        identifier: str,
+        project: Project,
+        extras: frozenset[NormalizedName],
+        specifier: SpecifierSet,
+        bad: set[Version],
+        *,
+        allow_yanked: bool,
+    ) -> Iterator[Candidate]:
+        by_version = project.by_version()
+        key = (project.name, specifier)
+        matching = self._versions.get(key)
+        if matching is None:
+            matching = sorted(
+                (v for v in by_version if specifier.contains(v, prereleases=True)), reverse=True
+            )
+            self._versions[key] = matching
+        versions = [v for v in matching if v not in bad]
+        allow_pre = self.options.pre or bool(specifier.prereleases)
+        finals = [v for v in versions if allow_pre or not v.is_prerelease]
+        pres = [v for v in versions if not allow_pre and v.is_prerelease]
+        yielded = False
+        for group in (self._prefer_first(project.name, finals), pres):
+            if yielded:
+                return  # pre-releases only when no final release fits (pip's rule)
+            for version in group:
+                candidate = self.make_candidate(
+                    identifier, project.name, extras, version, by_version[version],
+                    allow_yanked=allow_yanked,
+                )
+                if candidate is not None:
+                    yielded = True
+                    yield candidate
+
+    def make_candidate(
+        self,
+        identifier: str,
+        name: NormalizedName,
+        extras: frozenset[NormalizedName],
+        version: Version,
+        files: Sequence[DistFile],
+        *,
+        allow_yanked: bool,
+    ) -> Optional[Candidate]:
+        dist, why = self.chooser.choose(
+            name, files, allow_yanked=allow_yanked,
+            hashes=self.hashes.get(name, frozenset()),
+        )
+        if dist is None:
+            self._reject(name, version, why or "no usable file")
+            return None
+        try:
+            meta = self.metadata.get(dist)
+        except MetadataError as exc:
+            self._warn(f"ignoring {name} {version}: {exc}")
+            self._reject(name, version, str(exc))
+            return None
+        if meta.requires_python is not None and not meta.requires_python.contains(
+            self.target.python_full_version, prereleases=True
+        ):
+            self._reject(
+                name,
+                version,
+                f"requires Python {meta.requires_python} "
+                f"(target has {self.target.python_full_version})",
+            )
+            return None
+        return Candidate(identifier, name, extras, version, dist, meta)
+
+
+# --- prefetching -----------------------------------------------------------------
+
+
+class Prefetcher:
+    """Speculatively fetch index pages and metadata along the dependency graph."""
+
+    def __init__(self, pool: ThreadPoolExecutor, provider_ref: list[Provider]) -> None:
+        self.pool = pool
+        self.provider_ref = provider_ref
+        self._seen: set[tuple[NormalizedName, str]] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, name: NormalizedName, specifier: SpecifierSet) -> None:
+        key = (name, str(specifier))
+        with self._lock:
+            if key in self._seen:
+                return
+            self._seen.add(key)
+        self.pool.submit(self._run, name, specifier)
+
+    def _run(self, name: NormalizedName, specifier: SpecifierSet) -> None:
+        provider = self.provider_ref[0]
+        try:
+            project = provider.index.project(name)
+            candidate = next(
+                provider._candidates(  # noqa: SLF001 - same module
+                    name, project, frozenset(), specifier, set(), allow_yanked=False
+                ),
+                None,
+            )
+            if candidate is None:
+                return
+            for requirement in candidate.metadata.requires_dist:
+                if provider._applies(requirement.marker, frozenset()):  # noqa: SLF001
+                    self(canonicalize_name(requirement.name), requirement.specifier)
+        except LockshipError:
+            return  # the resolver meets the same error (memoized) if it needs this
+
+
+# --- entry point ----------------------------------------------------------------
+
+
+def resolve(
+    roots: Sequence[Root],
+    *,
+    constraints: Sequence[Requirement],
+    target: Target,
+    index: IndexClient,
+    metadata: MetadataFetcher,
+    options: ResolveOptions,
+    reporter: Optional[BaseReporter[Req, Candidate, str]] = None,
+) -> Resolution:
+    """Resolve ``roots`` for ``target``.
+
+    :raises ResolutionError: with an explanation of the conflict for this target.
+    """
+    env = {**target.marker_environment, "extra": ""}
+    active = [
+        r for r in roots if r.requirement.marker is None or r.requirement.marker.evaluate(env)
+    ]
+    constraint_specs: dict[NormalizedName, SpecifierSet] = {}
+    for c in constraints:
+        if c.marker is None or c.marker.evaluate(env):
+            name = canonicalize_name(c.name)
+            constraint_specs[name] = constraint_specs.get(name, SpecifierSet()) & c.specifier
+    hashes: dict[NormalizedName, frozenset[str]] = {}
+    for root in active:
+        if root.hashes:
+            name = canonicalize_name(root.requirement.name)
+            hashes[name] = hashes.get(name, frozenset()) | frozenset(root.hashes)
+    reqs = [
+        Req(
+            _identifier(canonicalize_name(r.requirement.name), r.requirement.extras),
+            canonicalize_name(r.requirement.name),
+            frozenset(canonicalize_name(e) for e in r.requirement.extras),
+            r.requirement.specifier,
+            source=r.source,
+        )
+        for r in active
+    ]
+    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+        provider_ref: list[Provider] = []
+        prefetch = Prefetcher(pool, provider_ref)
+        provider = Provider(
+            target=target,
+            index=index,
+            metadata=metadata,
+            options=options,
+            constraints=constraint_specs,
+            hashes=hashes,
+            prefetch=prefetch,
+        )
+        provider_ref.append(provider)
+        for req in reqs:
+            prefetch(req.name, req.specifier & constraint_specs.get(req.name, SpecifierSet()))
+        resolver: Resolver[Req, Candidate, str] = Resolver(provider, reporter or BaseReporter())
+        try:
+            result = resolver.resolve(reqs, max_rounds=20000)
+        except ResolutionImpossible as exc:
+            raise _explain(exc, provider, target) from None
+        except ResolutionTooDeep:
+            raise ResolutionError(
+                "the resolver gave up after too many rounds of backtracking",
+                where=target.name,
+                hint="add tighter version bounds or constraints (-c) to guide it",
+            ) from None
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+    return _collect(result, provider)
+
+
+def _collect(result: Any, provider: Provider) -> Resolution:
+    by_name: dict[NormalizedName, list[Candidate]] = {}
+    for candidate in result.mapping.values():
+        by_name.setdefault(candidate.name, []).append(candidate)
+    parents: dict[NormalizedName, set[str]] = {}
+    for identifier, criterion in result.criteria.items():
+        name, _ = _split_identifier(identifier)
+        for info in criterion.information:
+            if info.parent is None:
+                parents.setdefault(name, set()).add(info.requirement.source or "-r")
+            elif info.parent.name != name:
+                parents.setdefault(name, set()).add(info.parent.name)
+    packages = []
+    for name in sorted(by_name):
+        candidates = by_name[name]
+        base = next((c for c in candidates if not c.extras), candidates[0])
+        extras = sorted({e for c in candidates for e in c.extras})
+        deps = sorted(
+            {
+                canonicalize_name(r.name)
+                for c in candidates
+                for r in c.metadata.requires_dist
+                if provider._applies(r.marker, c.extras)  # noqa: SLF001 - same module
+                and canonicalize_name(r.name) in by_name
+                and canonicalize_name(r.name) != name
+            }
+        )
+        packages.append(
+            ResolvedPackage(
+                name=name,
+                version=base.version,
+                dist=base.dist,
+                metadata=base.metadata,
+                extras=tuple(extras),
+                dependencies=tuple(deps),
+                via=tuple(sorted(parents.get(name, set()), key=_via_order)),
+            )
+        )
+    return Resolution(tuple(packages), tuple(provider.warnings))
+
+
+def _via_order(parent: str) -> tuple[bool, str]:
+    return (not parent.startswith("-"), parent)  # "-r file" entries first, as pip-tools does
+
+
+def _explain(
+    exc: ResolutionImpossible[Req, Candidate], provider: Provider, target: Target
+) -> ResolutionError:
+    lines: list[str] = []
+    names: list[NormalizedName] = []
+    for info in exc.causes:
+        req: Req = info.requirement
+        who = str(info.parent) if info.parent is not None else (req.source or "the inputs")
+        lines.append(f"{req} (required by {who})")
+        if req.name not in names:
+            names.append(req.name)
+    notes: list[str] = []
+    for name in names:
+        rejected = provider.rejections.get(name, {})
+        notes.extend(
+            f"{name} {version}: {rejected[version]}"
+            for version in sorted(rejected, reverse=True)[:3]
+        )
+        if rejected:
+            newest = _newest_fitting(provider, name)
+            notes.append(
+                f"newest {name} usable on {target.name}: {newest}"
+                if newest
+                else f"no version of {name} is usable on {target.name}"
+            )
+        elif not provider.index.project(name).files:
+            notes.append(f"{name} was not found on any configured index or find-links location")
+    unique = list(dict.fromkeys(lines))
+    subject = ", ".join(names)
+    message = f"cannot satisfy {subject} for {target.name} ({target.description}): " + "; ".join(
+        unique
+    )
+    if notes:
+        message += ". " + "; ".join(dict.fromkeys(notes))
+    return ResolutionError(message, where=target.name, hint=_hint(notes))
+
+
+def _hint(notes: list[str]) -> Optional[str]:
+    text = " ".join(notes)
+    if "requires Python" in text:
+        return "pin an older version that supports the target's Python, or choose a newer target"
+    if "no wheel for" in text:
+        return "pin a version with a wheel for this target, or use a probe file of the real target"
+    return None
+
+
+def _newest_fitting(provider: Provider, name: NormalizedName) -> Optional[str]:
+    project = provider.index.project(name)
+    for version in sorted(project.by_version(), reverse=True):
+        if version.is_prerelease and not provider.options.pre:
+            continue
+        dist, _ = provider.chooser.choose(
+            name, project.by_version()[version], allow_yanked=False, hashes=frozenset()
+        )
+        if dist is not None:
+            return str(version)
+    return None

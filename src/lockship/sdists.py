@@ -1,0 +1,181 @@
+"""Source distributions: static metadata, safe extraction, isolated wheel builds.
+
+An sdist whose PKG-INFO is Metadata-Version 2.2+ and does not mark
+Requires-Dist or Requires-Python as Dynamic has static metadata (PEP 643), so
+no build is needed to lock it. Otherwise, and to produce the wheel that
+crosses the air gap, the sdist is built with ``python -m build --wheel`` in an
+isolated environment that uses lockship's own index settings, with
+``SOURCE_DATE_EPOCH`` set so the wheel is reproducible.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Optional
+
+from lockship._fs import fsync_dir, safe_join
+from lockship.config import IndexConfig
+from lockship.errors import BuildError, InputError
+
+__all__ = ["build_env", "build_wheel", "extract_sdist", "read_pkg_info", "static_pkg_info"]
+
+_MAX_PKG_INFO = 16 * 1024 * 1024
+
+
+def _top_dir_member(names: list[str], leaf: str) -> Optional[str]:
+    matches = [n for n in names if n.count("/") == 1 and n.endswith("/" + leaf)]
+    return min(matches) if matches else None
+
+
+def read_pkg_info(path: Path) -> Optional[bytes]:
+    """The sdist's top-level PKG-INFO, or None if it has none."""
+    try:
+        if path.name.endswith(".zip"):
+            with zipfile.ZipFile(path) as archive:
+                member = _top_dir_member(archive.namelist(), "PKG-INFO")
+                if member is None:
+                    return None
+                with archive.open(member) as handle:
+                    return handle.read(_MAX_PKG_INFO)
+        with tarfile.open(path, "r:*") as archive:
+            names = [m.name.lstrip("./") for m in archive.getmembers()]
+            member = _top_dir_member(names, "PKG-INFO")
+            if member is None:
+                return None
+            for info in archive.getmembers():
+                if info.name.lstrip("./") == member and info.isfile():
+                    extracted = archive.extractfile(info)
+                    return extracted.read(_MAX_PKG_INFO) if extracted is not None else None
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+        raise BuildError(f"unreadable sdist: {exc}", where=path.name) from None
+    return None
+
+
+def static_pkg_info(data: bytes) -> bool:
+    """Tell whether PKG-INFO can be trusted for dependencies without a build (PEP 643)."""
+    text = data.decode("utf-8", "replace")
+    version = ""
+    dynamic: set[str] = set()
+    for line in text.splitlines():
+        if not line.strip():
+            break  # end of headers
+        key, _, value = line.partition(":")
+        if key.lower() == "metadata-version":
+            version = value.strip()
+        elif key.lower() == "dynamic":
+            dynamic.add(value.strip().lower())
+    try:
+        major, minor = (int(x) for x in version.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (2, 2) and not ({"requires-dist", "requires-python"} & dynamic)
+
+
+def extract_sdist(path: Path, dest: Path) -> Path:
+    """Extract an sdist under ``dest`` refusing links, devices and escaping names.
+
+    :returns: the project directory (the archive's single top-level directory).
+    """
+    try:
+        if path.name.endswith(".zip"):
+            with zipfile.ZipFile(path) as archive:
+                for entry in archive.infolist():
+                    target = safe_join(dest, entry.filename.rstrip("/"), what=path.name)
+                    if entry.is_dir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with archive.open(entry) as src, target.open("wb") as out:
+                        shutil.copyfileobj(src, out)
+        else:
+            with tarfile.open(path, "r:*") as archive:
+                for info in archive.getmembers():
+                    name = info.name.lstrip("./") if info.name.startswith("./") else info.name
+                    if not name:
+                        continue
+                    target = safe_join(dest, name.rstrip("/"), what=path.name)
+                    if info.isdir():
+                        target.mkdir(parents=True, exist_ok=True)
+                    elif info.isfile():
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        member = archive.extractfile(info)
+                        if member is None:
+                            continue
+                        with member, target.open("wb") as out:
+                            shutil.copyfileobj(member, out)
+                        target.chmod(0o755 if info.mode & 0o111 else 0o644)
+                    else:
+                        raise InputError(
+                            f"refusing link or special file {info.name!r}", where=path.name
+                        )
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+        raise BuildError(f"cannot extract sdist: {exc}", where=path.name) from None
+    tops = [p for p in dest.iterdir() if p.is_dir()]
+    if len(tops) != 1:
+        raise BuildError("sdist does not have exactly one top-level directory", where=path.name)
+    return tops[0]
+
+
+def build_env(config: IndexConfig, *, source_date_epoch: int) -> dict[str, str]:
+    """Environment for the isolated build: lockship's indexes, not the host's defaults."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    # Everything pip needs is passed explicitly; the host's pip.conf must not add
+    # indexes or find-links that lockship was told not to use.
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["SOURCE_DATE_EPOCH"] = str(source_date_epoch)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    if config.no_index or not config.indexes:
+        env["PIP_NO_INDEX"] = "1"
+    else:
+        env["PIP_INDEX_URL"] = config.indexes[0]
+        if len(config.indexes) > 1:
+            env["PIP_EXTRA_INDEX_URL"] = " ".join(config.indexes[1:])
+    if config.find_links:
+        env["PIP_FIND_LINKS"] = " ".join(config.find_links)
+    if config.trusted_hosts:
+        env["PIP_TRUSTED_HOST"] = " ".join(config.trusted_hosts)
+    if config.cert:
+        env["PIP_CERT"] = config.cert
+    return env
+
+
+def build_wheel(
+    sdist: Path, out_dir: Path, *, env: Mapping[str, str], what: str
+) -> Path:
+    """Build ``sdist`` into one wheel in ``out_dir`` with ``python -m build``.
+
+    :raises BuildError: with the tail of the build log when the build fails.
+    """
+    with tempfile.TemporaryDirectory(prefix="lockship-build-") as tmp:
+        project_dir = extract_sdist(sdist, Path(tmp) / "src")
+        wheel_dir = Path(tmp) / "wheel"
+        command = [sys.executable, "-m", "build", "--wheel", "--outdir", str(wheel_dir)]
+        proc = subprocess.run(
+            [*command, str(project_dir)],
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+        wheels = sorted(wheel_dir.glob("*.whl")) if wheel_dir.is_dir() else []
+        if proc.returncode != 0 or len(wheels) != 1:
+            log = proc.stdout.decode("utf-8", "replace").strip().splitlines()
+            tail = " | ".join(line.strip() for line in log[-6:] if line.strip())
+            raise BuildError(
+                f"building a wheel from the sdist failed: {tail or 'no output'}",
+                where=what,
+                hint="pick a version that has wheels, or build it on a machine like the target",
+            )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        final = out_dir / wheels[0].name
+        shutil.move(str(wheels[0]), final)
+        fsync_dir(out_dir)
+        return final

@@ -1,0 +1,120 @@
+"""Project settings: ``[tool.lockship]`` in pyproject.toml.
+
+Keys use TOML's kebab-case (``exclude-newer``); an unknown key or a value of
+the wrong type is an error that names the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from lockship._compat import tomllib
+from lockship.config import IndexStrategy
+from lockship.errors import InputError
+
+__all__ = ["LockConfig", "key_line", "load_tool_config", "parse_timestamp", "validation_error"]
+
+
+def parse_timestamp(value: str, *, where: str) -> datetime:
+    """Parse ``2026-11-01`` or an RFC 3339 timestamp; naive values are UTC."""
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"invalid timestamp {value!r}",
+            where=where,
+            hint="use a date (2026-11-01) or RFC 3339 (2026-11-01T12:00:00Z)",
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class LockConfig(BaseModel):
+    """Options for ``lockship lock`` that can live in a file."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=_kebab, populate_by_name=True
+    )
+
+    requirements: list[str] = []
+    constraints: list[str] = []
+    targets: list[str] = []
+    exclude_newer: Optional[datetime] = None
+    output_dir: Optional[str] = None
+    index_url: Optional[str] = None
+    extra_index_urls: list[str] = []
+    find_links: list[str] = []
+    no_index: bool = False
+    index_strategy: Optional[IndexStrategy] = None
+    use_pip_config: bool = True
+    pre: bool = False
+    only_binary: list[str] = []
+    extras: list[str] = []
+    all_extras: bool = False
+    groups: list[str] = []
+    glibc: Optional[str] = None
+    musl: Optional[str] = None
+    macos: Optional[str] = None
+
+    @field_validator("exclude_newer", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_timestamp(value, where="exclude-newer")
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def key_line(text: str, key: str) -> Optional[int]:
+    """1-based line of the first ``key =`` in ``text`` (TOML parsers keep no positions)."""
+    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=", re.MULTILINE)
+    match = pattern.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def validation_error(exc: ValidationError, *, path: Path, text: str, table: str) -> InputError:
+    """Turn pydantic's first error into "file:line: [table] key: message"."""
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or table
+    leaf = str(first["loc"][0]) if first["loc"] else ""
+    line = key_line(text, leaf) if leaf else None
+    where = f"{path}:{line}" if line else str(path)
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif "ctx" in first and "error" in first["ctx"]:
+        message = str(first["ctx"]["error"])
+    return InputError(f"[{table}] {key}: {message}", where=where)
+
+
+def load_tool_config(path: Path) -> Optional[LockConfig]:
+    """The ``[tool.lockship]`` table of ``path``, or None when it has none."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        document = tomllib.loads(text)
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", where=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"invalid TOML: {exc}", where=str(path)) from None
+    table = document.get("tool", {}).get("lockship")
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise InputError("[tool.lockship] must be a table", where=str(path))
+    try:
+        return LockConfig.model_validate(table)
+    except ValidationError as exc:
+        raise validation_error(exc, path=path, text=text, table="tool.lockship") from None
+    except InputError as exc:
+        line = key_line(text, "exclude-newer")
+        raise InputError(exc.message, where=f"{path}:{line}", hint=exc.hint) from None
