@@ -105,10 +105,23 @@ class Cache:
         staging.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"build-{sdist_sha256[:12]}-", dir=staging))
 
-    def store_built_wheel(self, sdist_sha256: str, wheel: Path) -> Path:
-        """Publish a built wheel; if another process published first, keep theirs."""
+    def build_info(self, sdist_sha256: str) -> Optional[dict[str, Any]]:
+        """How the cached wheel of this sdist was built (backend, environment)."""
+        try:
+            data = json.loads((self._blob("builds", sdist_sha256) / "build.json").read_bytes())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def store_built_wheel(
+        self, sdist_sha256: str, wheel: Path, info: Mapping[str, Any]
+    ) -> Path:
+        """Publish a built wheel and its build record; if another process was first, keep theirs."""
         directory = self._blob("builds", sdist_sha256)
         directory.mkdir(parents=True, exist_ok=True)
+        record = directory / "build.json"
+        if not record.exists():
+            atomic_write_bytes(record, json.dumps(dict(info), sort_keys=True).encode())
         final = directory / wheel.name
         try:
             os.link(wheel, final)  # fails if it exists: first writer wins

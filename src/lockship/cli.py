@@ -428,6 +428,139 @@ def targets_command(
         typer.echo("Any cp3X works with each platform (linux-cp313, ...); 'host' is this Python.")
 
 
+# --- fetch ------------------------------------------------------------------------------
+
+
+class _FetchProgress:
+    """Bytes, rate and files done, drawn on stderr (nothing with --quiet)."""
+
+    def __init__(self, quiet: bool) -> None:
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.quiet = quiet
+        self.files_done = 0
+        self.files = 0
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=quiet,
+            transient=True,
+        )
+        self._task = self._progress.add_task("fetching", total=None)
+
+    def __enter__(self) -> _FetchProgress:  # noqa: PYI034 - a private, final class
+        self._progress.start()
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self._progress.stop()
+
+    def started(self, files: int, to_download: int, total_bytes: int) -> None:  # noqa: ARG002
+        self.files = files
+        self._progress.update(self._task, total=total_bytes or None, description=self._label())
+
+    def advance(self, count: int) -> None:
+        self._progress.advance(self._task, count)
+
+    def file_done(self, filename: str, source: str) -> None:  # noqa: ARG002
+        self.files_done += 1
+        self._progress.update(self._task, description=self._label())
+
+    def _label(self) -> str:
+        return f"files {self.files_done}/{self.files}"
+
+
+@app.command("fetch")
+def fetch_command(
+    target: str = typer.Option(
+        ..., "--target", "-t", help="The target the lock was made for (short name or probe file)."
+    ),
+    lock_file: Optional[Path] = typer.Option(
+        None, "--lock", help="Lock to fetch (default: locks/pylock.<target>.toml)."
+    ),
+    dest: Optional[Path] = typer.Option(
+        None, "--dest", "-d", help="Bundle directory (default: dist/<target>)."
+    ),
+    jobs: int = typer.Option(8, "--jobs", "-j", min=1, max=64, help="Parallel downloads."),
+    offline: bool = typer.Option(False, "--offline", help="Fill the bundle from the cache only."),
+    glibc: Optional[str] = typer.Option(None, help="glibc floor used when locking."),
+    musl: Optional[str] = typer.Option(None, help="musl floor used when locking."),
+    macos: Optional[str] = typer.Option(None, help="macOS floor used when locking."),
+    index_url: Optional[str] = typer.Option(
+        None, "--index-url", "-i", help="Index whose credentials/certificates apply."
+    ),
+    no_pip_config: bool = typer.Option(
+        False, "--no-pip-config", help="Ignore pip's config files and PIP_* variables."
+    ),
+    cache_dir: Optional[Path] = typer.Option(
+        None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    quiet: bool = QUIET,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Download exactly the locked files, verify every hash, and lay out a bundle directory."""
+    from lockship.bundle import FetchRequest, fetch  # noqa: PLC0415
+    from lockship.lockfile import lock_paths  # noqa: PLC0415
+
+    with _errors(verbose):
+        spec = parse_target(target, _floors(glibc, musl, macos))
+        request = FetchRequest(
+            lock_path=lock_file or lock_paths(Path("locks"), spec.name)[1],
+            dest=dest or Path("dist") / spec.name,
+            target=spec,
+            index_config=load_index_config(
+                use_pip_config=not no_pip_config, index_url=index_url
+            ),
+            offline=offline,
+            jobs=jobs,
+            cache_dir=cache_dir,
+        )
+        with _FetchProgress(quiet or json_output) as progress:
+            result = fetch(request, progress)
+    summary = {
+        "bundle": str(result.dest),
+        "target": spec.name,
+        "files": len(result.record.files),
+        "bytes": result.total_bytes,
+        "downloaded": result.downloaded,
+        "downloaded_bytes": result.downloaded_bytes,
+        "built": result.built,
+        "changed": result.changed,
+        "seconds": round(result.seconds, 3),
+    }
+    if json_output:
+        typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+    elif not quiet:
+        state = "fetched" if result.changed else "already complete"
+        err.print(
+            f"{result.dest}: {summary['files']} files, {_size(result.total_bytes)} for "
+            f"{spec.name}, {state} ({result.downloaded} downloaded, {result.built} built, "
+            f"{result.seconds:.2f} s)",
+            markup=False,
+        )
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
 def main() -> None:
     """Entry point of the ``lockship`` script."""
     os.environ.setdefault("PYTHONIOENCODING", "utf-8")

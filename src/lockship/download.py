@@ -1,26 +1,45 @@
 """Downloads into the content-addressed cache, verified while streaming.
 
 A file enters the cache only under the sha256 of its bytes, only after that
-digest (and the size, when known) matched what the index or lock promised, and
-only by an atomic rename. A failed or interrupted download leaves at most a
-``.part`` file in the cache's temporary area, never a cache entry.
+digest and the size matched what the lock (or index) promised, and only by an
+atomic rename. Until then its bytes live in ``partial/<sha256>.part``, guarded
+by an advisory lock so two processes never write the same partial file:
+
+- an interrupted download (Ctrl-C, kill -9, a dropped connection) resumes
+  from the partial file with an HTTP Range request when the server honours
+  it, and starts over when it does not;
+- transient failures are retried with exponential backoff;
+- a server that sends more bytes than promised, or bytes that do not hash to
+  the expected digest, is refused: the partial file is deleted and nothing
+  enters the cache.
 """
 
 from __future__ import annotations
 
+import http.client as http_client
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
-from lockship._fs import fsync_dir
-from lockship._urls import redact_url, url_to_path
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from lockship._fs import exclusive_lock, fsync_dir
+from lockship._urls import redact_url
 from lockship.cache import Cache
-from lockship.errors import FilesystemError, HashMismatchError
-from lockship.hashing import HashingWriter
+from lockship.errors import FilesystemError, HashMismatchError, NetworkError
+from lockship.hashing import HashingWriter, file_digest
 from lockship.http import HttpClient
 
 __all__ = ["download_to_cache"]
+
+Progress = Callable[[int], None]  # called with each count of new bytes received
+
+
+def _no_progress(_count: int) -> None:
+    pass
 
 
 def download_to_cache(
@@ -31,61 +50,169 @@ def download_to_cache(
     sha256: Optional[str],
     size: Optional[int],
     what: str,
+    progress: Progress = _no_progress,
 ) -> tuple[Path, str, int]:
     """Make sure the file at ``url`` is in the cache; return (path, sha256, size).
 
-    :param sha256: the expected digest; when None (a find-links page without
-        hashes) the file is accepted and its digest computed.
+    :param sha256: the expected digest. None (an index page without hashes)
+        accepts the file as it comes and computes its digest; such downloads
+        are not resumable.
     :raises HashMismatchError: when the bytes do not match; nothing is cached.
-    :raises NetworkError: when the download fails after retries.
+    :raises NetworkError: when the download still fails after the retries.
     """
-    if sha256 is not None and cache.has_file(sha256, size):
-        return cache.file_path(sha256), sha256, cache.file_path(sha256).stat().st_size
-    if url.startswith("file:") and sha256 is None:
-        local = Path(url_to_path(url))
-        digest, actual = cache.local_file_sha256(local)
-        if cache.has_file(digest, actual):
-            return cache.file_path(digest), digest, actual
-    tmp_dir = cache.root / "tmp"
+    if sha256 is None:
+        return _download_unknown(http, cache, url, what=what, progress=progress)
+    final = cache.file_path(sha256)
+    if cache.has_file(sha256, size):
+        return final, sha256, final.stat().st_size
+    partial = cache.root / "partial" / f"{sha256}.part"
+    with exclusive_lock(cache.root / "partial" / f"{sha256}.lock", what=what):
+        if cache.has_file(sha256, size):  # another process finished it while we waited
+            return final, sha256, final.stat().st_size
+        restarted = False
+        while True:
+            actual = _resumable(http, url, partial, size=size, what=what, progress=progress)
+            if actual == sha256 and (size is None or partial.stat().st_size == size):
+                break
+            got = partial.stat().st_size
+            partial.unlink(missing_ok=True)
+            if restarted:
+                raise HashMismatchError(
+                    what=what,
+                    url=redact_url(url),
+                    expected_sha256=sha256,
+                    actual_sha256=actual,
+                    expected_size=size,
+                    actual_size=got,
+                )
+            restarted = True  # once more from scratch: a proxy may have mangled one transfer
+        _publish(partial, final)
+    return final, sha256, final.stat().st_size
+
+
+def _publish(partial: Path, final: Path) -> None:
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial.chmod(0o444)  # bundles hard-link cache files: keep them read-only
+        partial.replace(final)
+        fsync_dir(final.parent)
+    except OSError as exc:
+        raise FilesystemError(
+            f"cannot write to the cache: {exc.strerror}", where=str(final)
+        ) from None
+
+
+class _DroppedError(NetworkError):
+    """The connection broke mid-body; what arrived is kept for a resume."""
+
+
+def _resumable(
+    http: HttpClient,
+    url: str,
+    partial: Path,
+    *,
+    size: Optional[int],
+    what: str,
+    progress: Progress,
+) -> str:
+    """Complete ``partial`` from ``url``; return the sha256 of its whole content."""
+    attempt = 0
+    while True:
+        try:
+            return _continue(http, url, partial, size=size, what=what, progress=progress)
+        except _DroppedError:
+            # Errors at connection time were already retried by the client;
+            # a body cut short is resumed here from what arrived.
+            if attempt >= http.retries:
+                raise
+            time.sleep(http.backoff * (2**attempt))
+            attempt += 1
+
+
+def _continue(
+    http: HttpClient,
+    url: str,
+    partial: Path,
+    *,
+    size: Optional[int],
+    what: str,
+    progress: Progress,
+) -> str:
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    have = partial.stat().st_size if partial.exists() else 0
+    if size is not None and have >= size:
+        if have == size:  # complete, but the run stopped before publishing it
+            return file_digest(partial)[0]
+        partial.unlink()
+        have = 0
+    headers = {"Accept-Encoding": "identity"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    try:
+        with http.stream(url, headers=headers, what=what, ok=(200, 206, 416)) as response:
+            if response.status == 416:  # our partial file is longer than the server's file
+                partial.unlink()
+                progress(-have)
+                return _continue(http, url, partial, size=size, what=what, progress=progress)
+            resumed = have > 0 and response.status == 206 and response.headers.get(
+                "content-range", ""
+            ).startswith(f"bytes {have}-")
+            with partial.open("r+b" if resumed else "wb") as sink:
+                writer = HashingWriter(sink, limit=size)
+                if resumed:
+                    writer.seed(sink)  # hash what is there; leaves the file at its end
+                elif have:
+                    progress(-have)  # the server ignored Range: start over
+                try:
+                    for chunk in response.chunks():
+                        writer.write(chunk)
+                        progress(len(chunk))
+                except ValueError:
+                    raise _too_long(url, size, what) from None
+                except (Urllib3Error, http_client.HTTPException, ConnectionError) as exc:
+                    sink.flush()
+                    raise _DroppedError(
+                        f"connection dropped while downloading {what}: {exc.__class__.__name__}",
+                        where=redact_url(url),
+                    ) from None
+                sink.flush()
+                os.fsync(sink.fileno())
+                return writer.hexdigest()
+    except OSError as exc:
+        raise FilesystemError(
+            f"cannot write to the cache: {exc.strerror}", where=str(partial)
+        ) from None
+
+
+def _too_long(url: str, size: Optional[int], what: str) -> HashMismatchError:
+    return HashMismatchError(
+        what=what,
+        url=redact_url(url),
+        expected_sha256="(not computed: the server sent too many bytes)",
+        actual_sha256="(refused)",
+        expected_size=size,
+        actual_size=(size or 0) + 1,
+    )
+
+
+def _download_unknown(
+    http: HttpClient, cache: Cache, url: str, *, what: str, progress: Progress
+) -> tuple[Path, str, int]:
+    tmp_dir = cache.root / "partial"
     try:
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, suffix=".part")
+        fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=".part")
     except OSError as exc:
         raise FilesystemError(
             f"cannot write to the cache: {exc.strerror}", where=str(tmp_dir)
         ) from None
-    tmp = Path(tmp_name)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as sink:
-            writer = HashingWriter(sink, limit=size)
-            try:
-                with http.stream(
-                    url, headers={"Accept-Encoding": "identity"}, what=what
-                ) as response:
-                    for chunk in response.chunks():
-                        writer.write(chunk)
-            except ValueError:
-                writer.size += 1  # the server sent more than promised
-            sink.flush()
-            os.fsync(sink.fileno())
-        digest = writer.hexdigest()
-        if (sha256 is not None and digest != sha256) or (size is not None and writer.size != size):
-            raise HashMismatchError(
-                what=what,
-                url=redact_url(url),
-                expected_sha256=sha256 or digest,
-                actual_sha256=digest,
-                expected_size=size,
-                actual_size=writer.size,
-            )
+        digest = _resumable(http, url, tmp, size=None, what=what, progress=progress)
         final = cache.file_path(digest)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.replace(final)
-        fsync_dir(final.parent)
-    except OSError as exc:
-        raise FilesystemError(
-            f"cannot write to the cache: {exc.strerror}", where=str(tmp)
-        ) from None
+        if not final.exists():
+            _publish(tmp, final)
+        return final, digest, final.stat().st_size
     finally:
         tmp.unlink(missing_ok=True)
-    return final, digest, writer.size

@@ -325,8 +325,13 @@ class MetadataFetcher:
             )
         path = self.sdist_path(dist, sha256)
         staging = self.cache.build_staging(sha256)
-        wheel = build_wheel(path, staging, env=self.build_env, what=dist.filename)
-        return self.cache.store_built_wheel(sha256, wheel)
+        built = build_wheel(path, staging, env=self.build_env, what=dist.filename)
+        info = {
+            "backend": built.backend,
+            "requires": list(built.requires),
+            "source_date_epoch": int(self.build_env.get("SOURCE_DATE_EPOCH", "0")),
+        }
+        return self.cache.store_built_wheel(sha256, built.path, info)
 
 
 def _only_metadata(names: list[str], what: str) -> str:

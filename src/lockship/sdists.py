@@ -10,6 +10,7 @@ isolated environment that uses lockship's own index settings, with
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import tarfile
 import tempfile
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -25,7 +27,14 @@ from lockship._fs import fsync_dir, safe_join
 from lockship.config import IndexConfig
 from lockship.errors import BuildError, InputError
 
-__all__ = ["build_env", "build_wheel", "extract_sdist", "read_pkg_info", "static_pkg_info"]
+__all__ = [
+    "BuiltWheel",
+    "build_env",
+    "build_wheel",
+    "extract_sdist",
+    "read_pkg_info",
+    "static_pkg_info",
+]
 
 _MAX_PKG_INFO = 16 * 1024 * 1024
 
@@ -147,35 +156,73 @@ def build_env(config: IndexConfig, *, source_date_epoch: int) -> dict[str, str]:
     return env
 
 
-def build_wheel(
-    sdist: Path, out_dir: Path, *, env: Mapping[str, str], what: str
-) -> Path:
-    """Build ``sdist`` into one wheel in ``out_dir`` with ``python -m build``.
+# Runs in a child process so the build sees only the environment we give it, and
+# reports what the isolated environment really contained (the provenance).
+_DRIVER = """
+import json, subprocess, sys
+from build import ProjectBuilder
+from build.env import DefaultIsolatedEnv
+src, out = sys.argv[1], sys.argv[2]
+with DefaultIsolatedEnv() as env:
+    builder = ProjectBuilder.from_isolated_env(env, src)
+    env.install(builder.build_system_requires)
+    env.install(builder.get_requires_for_build("wheel"))
+    listing = "import importlib.metadata as m; print(*sorted(set(" \\
+        "d.metadata['Name'] + '==' + d.version for d in m.distributions())))"
+    frozen = subprocess.run(
+        [env.python_executable, "-c", listing],
+        stdout=subprocess.PIPE, universal_newlines=True, check=True,
+    ).stdout.split()
+    wheel = builder.build("wheel", out)
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11: build itself depends on tomli
+        import tomli as tomllib
+    try:
+        with open(src + "/pyproject.toml", "rb") as f:
+            system = tomllib.load(f).get("build-system", {})
+    except OSError:
+        system = {}
+    backend = system.get("build-backend", "setuptools.build_meta:__legacy__")
+    print("LOCKSHIP-BUILD:" + json.dumps({"wheel": wheel, "backend": backend, "requires": frozen}))
+"""
+
+
+@dataclass(frozen=True)
+class BuiltWheel:
+    path: Path
+    backend: str
+    requires: tuple[str, ...]  # name==version of everything in the isolated environment
+
+
+def build_wheel(sdist: Path, out_dir: Path, *, env: Mapping[str, str], what: str) -> BuiltWheel:
+    """Build ``sdist`` into one wheel in ``out_dir`` in an isolated environment.
 
     :raises BuildError: with the tail of the build log when the build fails.
     """
     with tempfile.TemporaryDirectory(prefix="lockship-build-") as tmp:
         project_dir = extract_sdist(sdist, Path(tmp) / "src")
         wheel_dir = Path(tmp) / "wheel"
-        command = [sys.executable, "-m", "build", "--wheel", "--outdir", str(wheel_dir)]
         proc = subprocess.run(
-            [*command, str(project_dir)],
+            [sys.executable, "-c", _DRIVER, str(project_dir), str(wheel_dir)],
             env=dict(env),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             check=False,
         )
-        wheels = sorted(wheel_dir.glob("*.whl")) if wheel_dir.is_dir() else []
-        if proc.returncode != 0 or len(wheels) != 1:
-            log = proc.stdout.decode("utf-8", "replace").strip().splitlines()
-            tail = " | ".join(line.strip() for line in log[-6:] if line.strip())
+        output = proc.stdout.decode("utf-8", "replace")
+        result = [line for line in output.splitlines() if line.startswith("LOCKSHIP-BUILD:")]
+        if proc.returncode != 0 or not result:
+            log = [line.strip() for line in output.splitlines() if line.strip()]
             raise BuildError(
-                f"building a wheel from the sdist failed: {tail or 'no output'}",
+                f"building a wheel from the sdist failed: {' | '.join(log[-6:]) or 'no output'}",
                 where=what,
                 hint="pick a version that has wheels, or build it on a machine like the target",
             )
+        info = json.loads(result[-1].split(":", 1)[1])
         out_dir.mkdir(parents=True, exist_ok=True)
-        final = out_dir / wheels[0].name
-        shutil.move(str(wheels[0]), final)
+        built = Path(info["wheel"])
+        final = out_dir / built.name
+        shutil.move(str(built), final)
         fsync_dir(out_dir)
-        return final
+        return BuiltWheel(final, str(info["backend"]), tuple(sorted(info["requires"])))

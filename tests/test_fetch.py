@@ -1,0 +1,252 @@
+"""``lockship fetch`` against the suite's own index, with faults injected.
+
+Every test runs the real CLI. What is checked each time: the bundle holds
+exactly the locked files with the locked hashes, and neither the bundle nor the
+cache ever holds a file with wrong bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lockship.cli import app
+from pkgbuild import make_sdist, make_wheel
+
+EARLY = datetime(2024, 1, 1, tzinfo=timezone.utc)
+BIG = 3 * 1024 * 1024
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cache_files(cache: Path) -> dict[str, str]:
+    """Every cached file must be stored under the sha256 of its bytes."""
+    files = {p.name: sha256(p) for p in (cache / "v1" / "files").glob("*/*")}
+    for name, digest in files.items():
+        assert name == digest, f"cache holds {name} with bytes hashing to {digest}"
+    return files
+
+
+@pytest.fixture
+def served(index_server, wheel_dir, backend_wheel, tmp_path, monkeypatch):
+    """A server with a small set, a large wheel, a pure sdist; the project locked for host."""
+    monkeypatch.chdir(tmp_path)
+    server = index_server()
+    server.add(make_wheel(wheel_dir, "small", "1.0", requires_dist=["big", "puresrc"]), upload_time=EARLY)
+    server.add(make_wheel(wheel_dir, "big", "1.0", pad_bytes=BIG), upload_time=EARLY)
+    server.add(make_sdist(wheel_dir, "puresrc", "1.0"), upload_time=EARLY)
+    server.add(backend_wheel, upload_time=EARLY)
+    (tmp_path / "requirements.in").write_text("small\n")
+    code, _, err = run("lock", "--no-pip-config", "-q", "--index-url", server.simple_url, "--target", "host")
+    assert code == 0, err
+    server.reset_log()
+    return server
+
+
+def fetch(server, *args: str) -> tuple[int, str, str]:
+    return run("fetch", "--target", "host", "--no-pip-config", "--index-url", server.simple_url, "-q", *args)
+
+
+def check_bundle(bundle: Path) -> dict[str, str]:
+    record = json.loads((bundle / "bundle.json").read_text())
+    wheels = {p.name: sha256(p) for p in (bundle / "wheels").iterdir()}
+    assert {Path(f["path"]).name: f["sha256"] for f in record["files"]} == wheels
+    pinned = [line.split("sha256:")[1] for line in (bundle / "requirements.txt").read_text().splitlines() if "--hash" in line]
+    assert sorted(pinned) == sorted(wheels.values())
+    return wheels
+
+
+def test_fetch_builds_a_bundle_pip_installs_offline(served, tmp_path):
+    code, _, err = fetch(served)
+    assert code == 0, err
+    bundle = tmp_path / "dist" / "host"
+    wheels = check_bundle(bundle)
+    assert sorted(wheels) == ["big-1.0-py3-none-any.whl", "puresrc-1.0-py3-none-any.whl", "small-1.0-py3-none-any.whl"]
+    record = json.loads((bundle / "bundle.json").read_text())
+    built = next(f for f in record["files"] if f["name"] == "puresrc")
+    assert built["kind"] == "built-wheel"
+    assert built["built_from"]["sdist_filename"] == "puresrc-1.0.tar.gz"
+    assert built["built_from"]["build_backend"] == "lockship_test_backend"
+    assert any(r.startswith("lockship-test-backend==1.0") for r in built["built_from"]["build_requires"])
+    assert (bundle / "pylock.host.toml").read_bytes() == (tmp_path / "locks" / "pylock.host.toml").read_bytes()
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links",
+         str(bundle / "wheels"), "--require-hashes", "-r", str(bundle / "requirements.txt")],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert subprocess.run([str(venv / "bin" / "python"), "-c", "import small, big, puresrc"]).returncode == 0
+
+
+def test_refetch_of_complete_bundle_touches_no_network(served, tmp_path):
+    assert fetch(served)[0] == 0
+    served.reset_log()
+    served.add_fault("*", "status", code=500)
+    code, out, err = fetch(served, "--json")
+    assert code == 0, err
+    assert json.loads(out)["changed"] is False
+    assert served.requests == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [
+        ("status", {"code": 500}),
+        ("status", {"code": 503}),
+        ("reset", {"after": 1024 * 1024}),
+        ("truncate", {"after": 1024 * 1024}),
+        ("corrupt", {}),
+        ("delay", {"seconds": 0.3, "per_chunk": 0.001}),
+    ],
+)
+def test_transient_faults_are_recovered(served, tmp_path, monkeypatch, kind, params):
+    monkeypatch.setenv("LOCKSHIP_RETRY_BACKOFF", "0.01")
+    served.add_fault("/files/big-*", kind, count=2 if kind == "status" else 1, **params)
+    code, _, err = fetch(served)
+    assert code == 0, err
+    check_bundle(tmp_path / "dist" / "host")
+    cache_files(Path(os.environ["LOCKSHIP_CACHE_DIR"]))
+    if kind in ("reset", "truncate"):
+        # the second request resumed where the first stopped
+        ranges = [r.range for r in served.requests_matching("/files/big-*")]
+        assert ranges[0] is None and ranges[1] is not None and ranges[1].startswith("bytes=")
+
+
+def test_resume_when_server_ignores_range_starts_over(served, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOCKSHIP_RETRY_BACKOFF", "0.01")
+    served.add_fault("/files/big-*", "reset", count=1, after=512 * 1024)
+    served.add_fault("/files/big-*", "ignore_range", count=1)
+    code, _, err = fetch(served)
+    assert code == 0, err
+    check_bundle(tmp_path / "dist" / "host")
+
+
+def test_persistently_wrong_bytes_fail_cleanly_and_leave_nothing(served, tmp_path):
+    served.add_fault("/files/big-*", "corrupt")
+    code, _, err = fetch(served)
+    assert code == 6
+    assert "big-1.0-py3-none-any.whl" in err
+    assert "expected" in err and served.url in err
+    bundle = tmp_path / "dist" / "host"
+    assert not (bundle / "bundle.json").exists()
+    assert not (bundle / "wheels" / "big-1.0-py3-none-any.whl").exists()
+    cache = Path(os.environ["LOCKSHIP_CACHE_DIR"])
+    cache_files(cache)
+    assert not list((cache / "v1" / "partial").glob("*.part"))
+
+
+def test_server_sending_too_many_bytes_is_refused(served, tmp_path):
+    served.add_fault("/files/big-*", "body", data=b"x" * (BIG * 2))
+    code, _, err = fetch(served)
+    assert code == 6
+    assert "big-1.0-py3-none-any.whl" in err
+    cache_files(Path(os.environ["LOCKSHIP_CACHE_DIR"]))
+
+
+def test_offline_fetch_uses_the_cache_only(served, tmp_path):
+    code, _, err = fetch(served, "--offline", "--dest", "first")
+    assert code == 5
+    assert "--offline" in err
+    assert served.requests == []
+    assert fetch(served, "--dest", "online")[0] == 0
+    served.reset_log()
+    code, _, err = fetch(served, "--offline", "--dest", "second")
+    assert code == 0, err
+    assert served.requests == []
+    assert check_bundle(tmp_path / "second") == check_bundle(tmp_path / "online")
+
+
+def test_lock_for_another_target_is_refused(served, tmp_path):
+    code, _, err = run("fetch", "--target", "linux-cp39", "--lock", "locks/pylock.host.toml", "-q")
+    assert code == 3
+    assert "this lock was made for host" in err
+
+
+def test_missing_lock_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run("fetch", "--target", "linux-cp39", "-q")
+    assert code == 3
+    assert "locks/pylock.linux-cp39.toml" in err and "lockship lock" in err
+
+
+def test_sdist_building_a_platform_wheel_is_refused_for_a_foreign_target(
+    index_server, wheel_dir, backend_wheel, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    server = index_server()
+    server.add(make_sdist(wheel_dir, "native", "1.0", wheel_tag="cp39-cp39-linux_x86_64"), upload_time=EARLY)
+    server.add(backend_wheel, upload_time=EARLY)
+    (tmp_path / "requirements.in").write_text("native\n")
+    base = ("--no-pip-config", "--index-url", server.simple_url, "--target", "linux-cp39")
+    code, _, err = run("lock", "-q", *base)
+    assert code == 0, err  # locking needs only its metadata (built on the host)
+    code, _, err = run("fetch", "-q", *base)
+    assert code == 8
+    assert "native-1.0.tar.gz" in err
+    assert "not a pure-Python wheel" in err
+    assert "linux-cp39" in err
+    assert not (tmp_path / "dist" / "linux-cp39" / "bundle.json").exists()
+
+
+def test_kill_9_during_download_then_rerun_resumes(served, tmp_path):
+    served.add_fault("/files/big-*", "delay", count=1, per_chunk=0.02)
+    env = {**os.environ, "LOCKSHIP_RETRY_BACKOFF": "0.01"}
+    args = [sys.executable, "-m", "lockship", "fetch", "--target", "host", "--no-pip-config",
+            "--index-url", served.simple_url, "-q"]
+    proc = subprocess.Popen(args, env=env)
+    cache = Path(os.environ["LOCKSHIP_CACHE_DIR"])
+    deadline = time.monotonic() + 20
+    part = None
+    while time.monotonic() < deadline:
+        parts = list((cache / "v1" / "partial").glob("*.part"))
+        if parts and parts[0].stat().st_size > 256 * 1024:
+            part = parts[0]
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert part is not None, "the download never started"
+    assert not (tmp_path / "dist" / "host" / "bundle.json").exists()
+    served.reset_log()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    check_bundle(tmp_path / "dist" / "host")
+    cache_files(cache)
+    assert any(r.range for r in served.requests_matching("/files/big-*"))
+
+
+def test_two_fetches_sharing_a_cache_at_once(served, tmp_path):
+    served.add_fault("/files/big-*", "delay", count=2, per_chunk=0.002)
+    args = [sys.executable, "-m", "lockship", "fetch", "--target", "host", "--no-pip-config",
+            "--index-url", served.simple_url, "-q"]
+    first = subprocess.Popen([*args, "--dest", "one"], stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen([*args, "--dest", "two"], stderr=subprocess.PIPE, text=True)
+    same = subprocess.Popen([*args, "--dest", "one"], stderr=subprocess.PIPE, text=True)
+    results = [(p.wait(), p.communicate()[1]) for p in (first, second, same)]
+    assert results[0][0] == 0, results[0][1]
+    assert results[1][0] == 0, results[1][1]
+    # the third wanted the bundle the first was filling: it finished or refused clearly
+    assert results[2][0] in (0, 10), results[2][1]
+    if results[2][0] == 10:
+        assert "in use by another lockship process" in results[2][1]
+    assert check_bundle(tmp_path / "one") == check_bundle(tmp_path / "two")
+    cache_files(Path(os.environ["LOCKSHIP_CACHE_DIR"]))
