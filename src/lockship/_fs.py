@@ -124,7 +124,6 @@ def exclusive_lock(
                 if deadline is not None and time.monotonic() >= deadline:
                     raise BusyError(
                         f"{what} is in use by another lockship process",
-                        where=str(lock_path.parent),
                         hint="wait for it to finish, or use another output directory",
                     ) from None
                 time.sleep(0.05)

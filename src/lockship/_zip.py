@@ -120,20 +120,48 @@ def _eocd(window: _Window, size: int) -> tuple[int, int, int]:
     return entries, cd_size, cd_offset
 
 
-def _central_directory(data: bytes) -> list[ZipMember]:
-    members: list[ZipMember] = []
-    pos = 0
-    while pos + 46 <= len(data) and data[pos : pos + 4] == _CENTRAL:
-        (method, _time, _date, crc, csize, usize, nlen, xlen, clen) = struct.unpack(
-            "<HHHIIIHHH", data[pos + 10 : pos + 34]
-        )
-        (offset,) = struct.unpack("<I", data[pos + 42 : pos + 46])
-        name = data[pos + 46 : pos + 46 + nlen].decode("utf-8", "replace")
+_ENTRY = struct.Struct("<4s6xHHHIIIHHH8xI")  # central directory file header, 46 bytes
+
+
+def _entry_at(data: bytes, pos: int) -> tuple[ZipMember, int]:
+    """The central directory entry at ``pos`` and the position of the next one."""
+    sig, method, _t, _d, crc, csize, usize, nlen, xlen, clen, offset = _ENTRY.unpack_from(data, pos)
+    if sig != _CENTRAL:
+        msg = "corrupt zip central directory"
+        raise ValueError(msg)
+    name = data[pos + 46 : pos + 46 + nlen].decode("utf-8", "replace")
+    if 0xFFFFFFFF in (csize, usize, offset):
         extra = data[pos + 46 + nlen : pos + 46 + nlen + xlen]
-        if 0xFFFFFFFF in (csize, usize, offset):
-            usize, csize, offset = _zip64_extra(extra, usize, csize, offset)
-        members.append(ZipMember(name, method, crc, csize, usize, offset))
-        pos += 46 + nlen + xlen + clen
+        usize, csize, offset = _zip64_extra(extra, usize, csize, offset)
+    return ZipMember(name, method, crc, csize, usize, offset), pos + 46 + nlen + xlen + clen
+
+
+def _central_directory(data: bytes, suffix: str = "") -> list[ZipMember]:
+    """Entries of the central directory; with ``suffix``, only names ending with it.
+
+    A large wheel lists thousands of files; finding the few wanted names with
+    ``bytes.find`` and decoding only those entries is far cheaper than decoding all.
+    """
+    members: list[ZipMember] = []
+    if not suffix:
+        pos = 0
+        while pos + 46 <= len(data):
+            member, pos = _entry_at(data, pos)
+            members.append(member)
+        return members
+    needle = suffix.encode()
+    hit = data.find(needle)
+    while hit >= 0:
+        # The entry's header is the nearest signature before the name that ends here.
+        start = data.rfind(_CENTRAL, 0, hit)
+        while start >= 0:
+            if start + 46 <= len(data):
+                nlen = struct.unpack_from("<H", data, start + 28)[0]
+                if start + 46 + nlen == hit + len(needle):
+                    members.append(_entry_at(data, start)[0])
+                    break
+            start = data.rfind(_CENTRAL, 0, start)
+        hit = data.find(needle, hit + 1)
     return members
 
 
@@ -160,9 +188,12 @@ def read_member(
     reader: RangeReader,
     choose: Callable[[list[str]], str],
     *,
+    suffix: str = "",
     tail_size: int = 64 * 1024,
 ) -> tuple[str, bytes, int]:
     """Read the member that ``choose`` picks from the archive's member names.
+
+    :param suffix: consider only members whose name ends with this.
 
     :returns: the member name, its uncompressed bytes (CRC-checked), and the
         number of range reads it took.
@@ -171,10 +202,7 @@ def read_member(
     data, size = reader.tail(tail_size)
     window = _Window(reader, data, size - len(data))
     _entries, cd_size, cd_offset = _eocd(window, size)
-    members = _central_directory(window.get(cd_offset, cd_size))
-    if not members:
-        msg = "empty or unreadable zip central directory"
-        raise ValueError(msg)
+    members = _central_directory(window.get(cd_offset, cd_size), suffix)
     wanted = choose([m.name for m in members])
     member = next(m for m in members if m.name == wanted)
     if member.size > _MAX_MEMBER or member.compressed_size > _MAX_MEMBER:
@@ -213,6 +241,9 @@ def _inflate(member: ZipMember, body: bytes) -> bytes:
 
 
 _DIST_INFO_METADATA = re.compile(r"^([^/]+)\.dist-info/METADATA$")
+
+
+METADATA_SUFFIX = ".dist-info/METADATA"
 
 
 def dist_info_metadata_chooser(project: str, version: str) -> Callable[[list[str]], str]:

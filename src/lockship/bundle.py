@@ -37,7 +37,12 @@ from lockship._fs import (
     safe_join,
 )
 from lockship._urls import redact_url
-from lockship._zip import FileRangeReader, dist_info_metadata_chooser, read_member
+from lockship._zip import (
+    METADATA_SUFFIX,
+    FileRangeReader,
+    dist_info_metadata_chooser,
+    read_member,
+)
 from lockship.cache import Cache, default_cache_dir
 from lockship.config import IndexConfig
 from lockship.download import download_to_cache
@@ -191,7 +196,9 @@ def _check_wheel_metadata(item: _Planned) -> None:
     try:
         with item.wheel.open("rb") as handle:
             _, data, _ = read_member(
-                FileRangeReader(handle), dist_info_metadata_chooser(name, str(version))
+                FileRangeReader(handle),
+                dist_info_metadata_chooser(name, str(version)),
+                suffix=METADATA_SUFFIX,
             )
         meta = parse_core_metadata(data, where=item.wheel_name)
     except ValueError as exc:

@@ -78,18 +78,31 @@ class Cache:
 
     def _page_path(self, index: str, project: str) -> Path:
         key = hashlib.sha256(index.encode()).hexdigest()[:16]
-        return self.root / "simple" / key / f"{project}.json"
+        return self.root / "simple" / key / f"{project}.page"
 
-    def get_page(self, index: str, project: str) -> Optional[dict[str, Any]]:
+    # A page is stored as one JSON header line, then one line per version:
+    # "<version>\t<JSON array of that version's entries>". The arrays stay text
+    # until a version is looked at; nesting them in one JSON document would
+    # cost an escaping pass on every write and a full parse on every read.
+
+    def get_page(self, index: str, project: str) -> Optional[tuple[dict[str, Any], dict[str, str]]]:
+        """(header, {version text: JSON text of its entries}) or None."""
         try:
-            data = json.loads(self._page_path(index, project).read_bytes())
+            lines = self._page_path(index, project).read_bytes().decode("utf-8").split("\n")
+            header = json.loads(lines[0])
         except (OSError, ValueError):
             return None
-        return data if isinstance(data, dict) else None
+        if not isinstance(header, dict) or lines[-1] != "":
+            return None  # a truncated file is a miss, not an error
+        versions = dict(line.split("\t", 1) for line in lines[1:-1] if "\t" in line)
+        return header, versions
 
-    def put_page(self, index: str, project: str, page: Mapping[str, Any]) -> None:
-        data = json.dumps(page, separators=(",", ":"), sort_keys=True).encode()
-        atomic_write_bytes(self._page_path(index, project), data)
+    def put_page(
+        self, index: str, project: str, header: Mapping[str, Any], versions: Mapping[str, str]
+    ) -> None:
+        out = [json.dumps(header, sort_keys=True)]
+        out += [f"{text}\t{entries}" for text, entries in versions.items()]
+        atomic_write_bytes(self._page_path(index, project), ("\n".join(out) + "\n").encode())
 
     # --- wheels built from sdists ------------------------------------------------
 

@@ -4,9 +4,11 @@ A project's files are gathered from the configured indexes according to the
 index strategy (by default a project comes only from the *first* index that
 has it: the dependency-confusion guard), plus any find-links locations.
 
-Pages are parsed into compact records and grouped by version without parsing
-every filename: a project like botocore has thousands of files, and only the
-few versions the resolver looks at need their wheel tags parsed.
+A page's file entries (PEP 691 dicts; HTML anchors are turned into the same
+form) are only grouped by the version in their filename. Everything else is
+deferred to the versions the resolver looks at: a project like pydantic-core
+lists thousands of files, and a lock needs a handful of them. The page cache
+stores each version's entries as their own JSON text for the same reason.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import html.parser
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Union
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from packaging.tags import Tag
@@ -36,13 +39,14 @@ from lockship.config import IndexConfig, IndexStrategy
 from lockship.errors import NetworkError
 from lockship.http import HttpClient
 
-__all__ = ["DistFile", "IndexClient", "Project", "parse_html_page", "parse_json_page"]
+__all__ = ["DistFile", "IndexClient", "Project", "entry_to_dist", "html_entries", "json_entries"]
 
 ACCEPT = (
     "application/vnd.pypi.simple.v1+json, "
     "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
 )
 SDIST_SUFFIXES = (".tar.gz", ".zip")
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps would build one per call
 
 
 class DistFile(NamedTuple):
@@ -86,41 +90,82 @@ class DistFile(NamedTuple):
             return None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
-    def to_record(self) -> list[Any]:
-        return list(self[:8])
 
-    @classmethod
-    def from_record(cls, origin: str, record: Sequence[Any]) -> DistFile:
-        filename, url, sha256, size, requires_python, yanked, upload, meta = record[:8]
-        return cls(filename, url, sha256, size, requires_python, yanked, upload, meta, origin)
+
+Entry = dict[str, Any]
+"""A file entry in PEP 691 form, as the index sent it (not yet validated)."""
+
+Groups = dict[str, Union[str, list[Entry]]]
+"""One source's entries by version text; a str is their JSON text from the page cache."""
+
+
+@dataclass(frozen=True)
+class Source:
+    origin: str  # index or find-links location, without credentials
+    page_url: str  # the page relative links are resolved against
+    groups: Groups
+    is_index: bool = True
 
 
 class Project:
-    """All files of one project, grouped by version (versions parsed lazily)."""
+    """All files of one project, grouped by version, from one or more sources.
+
+    Versions are parsed, and entries decoded and validated, only on demand.
+
+    :param sources: in priority order.
+    :param first_match: take each version only from the first index that has it
+        (find-links locations are always merged in).
+    """
 
     def __init__(
-        self, name: NormalizedName, files: Iterable[tuple[str, DistFile]], origins: tuple[str, ...]
+        self, name: NormalizedName, sources: Sequence[Source], *, first_match: bool = False
     ) -> None:
         self.name = name
-        self.origins = origins  # indexes/find-links locations that contributed files
-        self._texts: dict[str, list[DistFile]] = {}
-        for text, dist in files:
-            self._texts.setdefault(text, []).append(dist)
-        self._by_version: Optional[dict[Version, list[DistFile]]] = None
+        self._sources = [source for source in sources if source.groups]
+        self._first_match = first_match
+        self._by_version: Optional[dict[Version, list[str]]] = None
+        self._files: dict[Version, list[DistFile]] = {}
 
     @property
-    def files(self) -> list[DistFile]:
-        return [dist for dists in self._texts.values() for dist in dists]
+    def exists(self) -> bool:
+        return bool(self._sources)
 
-    def by_version(self) -> dict[Version, list[DistFile]]:
+    @property
+    def origins(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(source.origin for source in self._sources))
+
+    def versions(self) -> list[Version]:
+        return list(self._texts())
+
+    def _texts(self) -> dict[Version, list[str]]:
         if self._by_version is None:
-            parsed: dict[Version, list[DistFile]] = {}
-            for text, dists in self._texts.items():
+            parsed: dict[Version, list[str]] = {}
+            for text in dict.fromkeys(t for source in self._sources for t in source.groups):
                 version = _parse_version(text)
                 if version is not None:
-                    parsed.setdefault(version, []).extend(dists)
+                    parsed.setdefault(version, []).append(text)
             self._by_version = parsed
         return self._by_version
+
+    def files(self, version: Version) -> list[DistFile]:
+        """Every valid file of ``version`` (several spellings of it are merged)."""
+        found = self._files.get(version)
+        if found is None:
+            found = []
+            for text in self._texts().get(version, []):
+                taken = False
+                for source in self._sources:
+                    group = source.groups.get(text)
+                    if group is None or (taken and self._first_match and source.is_index):
+                        continue
+                    entries = json.loads(group) if isinstance(group, str) else group
+                    for entry in entries:
+                        dist = entry_to_dist(entry, source.page_url, source.origin)
+                        if dist is not None:
+                            found.append(dist)
+                    taken = taken or source.is_index
+            self._files[version] = found
+        return found
 
 
 def _parse_version(text: str) -> Optional[Version]:
@@ -130,8 +175,8 @@ def _parse_version(text: str) -> Optional[Version]:
         return None
 
 
-def files_of(project: NormalizedName, files: Iterable[DistFile]) -> list[tuple[str, DistFile]]:
-    """Pair each file of ``project`` with its version text; drop every other file.
+def group_entries(project: NormalizedName, entries: Iterable[Entry]) -> dict[str, list[Entry]]:
+    """Group the entries of ``project`` by the version in their filename; drop the others.
 
     Files whose name does not belong to ``project`` (after normalization) are
     dropped, so an index cannot smuggle another project's files in. Name
@@ -145,16 +190,17 @@ def files_of(project: NormalizedName, files: Iterable[DistFile]) -> list[tuple[s
             hit = known[prefix] = canonicalize_name(prefix) == project
         return hit
 
-    out: list[tuple[str, DistFile]] = []
-    for dist in files:
-        text = _version_text(dist.filename, same)
+    out: dict[str, list[Entry]] = {}
+    for entry in entries:
+        filename = entry.get("filename")
+        text = _version_text(filename, same) if isinstance(filename, str) else None
         if text is not None:
-            out.append((text, dist))
+            out.setdefault(text, []).append(entry)
     return out
 
 
 def _version_text(filename: str, same: Callable[[str], bool]) -> Optional[str]:
-    if "/" in filename or "\\" in filename or filename.startswith(".") or "\0" in filename:
+    if any(c in filename for c in "/\\\0\t\n\r") or filename.startswith("."):
         return None
     if filename.endswith(".whl"):
         parts = filename[:-4].split("-")
@@ -176,12 +222,22 @@ def _version_text(filename: str, same: Callable[[str], bool]) -> Optional[str]:
 # --- page parsing ------------------------------------------------------------
 
 
-def _allowed_link(page_url: str, link: str) -> bool:
-    """An http(s) index may link only to http(s) files; a local index also to files."""
-    scheme = urlsplit(link).scheme
-    if scheme in ("http", "https"):
-        return True
-    return scheme == "file" and page_url.startswith("file:")
+def _absolute_link(page_url: str, link: str) -> Optional[str]:
+    """The link made absolute, without fragment or credentials; None if not allowed.
+
+    An http(s) index may link only to http(s) files; a local index also to
+    ``file:`` URLs. The common case, an absolute https URL with no
+    credentials (every PyPI file), avoids urllib.parse: a large project
+    page has thousands of links.
+    """
+    if not link.startswith(("https://", "http://")):
+        link = urljoin(page_url, link)
+    link = link.split("#", 1)[0]
+    if link.startswith(("https://", "http://")):
+        return split_credentials(link)[0] if "@" in link else link
+    if link.startswith("file:") and page_url.startswith("file:"):
+        return link
+    return None
 
 
 def _sha256_of(hashes: object) -> Optional[str]:
@@ -200,8 +256,8 @@ def _core_metadata(value: object) -> Optional[str]:
     return None
 
 
-def parse_json_page(data: bytes, page_url: str, origin: str) -> list[DistFile]:
-    """Files of a PEP 691 JSON project page.
+def json_entries(data: bytes) -> list[Entry]:
+    """The file entries of a PEP 691 JSON project page.
 
     :raises ValueError: when the document is not a PEP 691 page.
     """
@@ -209,35 +265,33 @@ def parse_json_page(data: bytes, page_url: str, origin: str) -> list[DistFile]:
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
         msg = "not a PEP 691 project page (no 'files' list)"
         raise ValueError(msg)  # noqa: TRY004 - callers treat every malformed page alike
-    out: list[DistFile] = []
-    for entry in doc["files"]:
-        if not isinstance(entry, dict):
-            continue
-        filename, url = entry.get("filename"), entry.get("url")
-        if not isinstance(filename, str) or not isinstance(url, str):
-            continue
-        absolute = urljoin(page_url, url)
-        if not _allowed_link(page_url, absolute):
-            continue
-        yanked = entry.get("yanked")
-        size = entry.get("size")
-        rp = entry.get("requires-python")
-        upload = entry.get("upload-time")
-        meta = entry.get("core-metadata", entry.get("dist-info-metadata"))
-        out.append(
-            DistFile(
-                filename=filename,
-                url=split_credentials(absolute.split("#", 1)[0])[0],
-                origin=origin,
-                sha256=_sha256_of(entry.get("hashes")),
-                size=size if isinstance(size, int) and size >= 0 else None,
-                requires_python=rp if isinstance(rp, str) and rp.strip() else None,
-                yanked=(yanked if isinstance(yanked, str) else "") if yanked else None,
-                upload_time=upload if isinstance(upload, str) else None,
-                metadata_sha256=_core_metadata(meta),
-            )
-        )
-    return out
+    return [entry for entry in doc["files"] if isinstance(entry, dict)]
+
+
+def entry_to_dist(entry: Entry, page_url: str, origin: str) -> Optional[DistFile]:
+    """Validate one PEP 691 entry; None when it is unusable (bad types, forbidden link)."""
+    filename, url = entry.get("filename"), entry.get("url")
+    if not isinstance(filename, str) or not isinstance(url, str):
+        return None
+    absolute = _absolute_link(page_url, url)
+    if absolute is None:
+        return None
+    yanked = entry.get("yanked")
+    size = entry.get("size")
+    rp = entry.get("requires-python")
+    upload = entry.get("upload-time")
+    meta = entry.get("core-metadata", entry.get("dist-info-metadata"))
+    return DistFile(
+        filename=filename,
+        url=absolute,
+        origin=origin,
+        sha256=_sha256_of(entry.get("hashes")),
+        size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+        requires_python=rp if isinstance(rp, str) and rp.strip() else None,
+        yanked=(yanked if isinstance(yanked, str) else "") if yanked else None,
+        upload_time=upload if isinstance(upload, str) else None,
+        metadata_sha256=_core_metadata(meta),
+    )
 
 
 class _AnchorParser(html.parser.HTMLParser):
@@ -253,44 +307,33 @@ class _AnchorParser(html.parser.HTMLParser):
             self.anchors.append(dict(attrs))
 
 
-def parse_html_page(text: str, page_url: str, origin: str) -> list[DistFile]:
-    """Files of a PEP 503 HTML page (also used for find-links pages)."""
+def html_entries(text: str, page_url: str) -> list[Entry]:
+    """The file entries of a PEP 503 HTML page (or find-links page), in PEP 691 form."""
     parser = _AnchorParser()
     parser.feed(text)
     parser.close()
     base = urljoin(page_url, parser.base) if parser.base else page_url
-    out: list[DistFile] = []
+    out: list[Entry] = []
     for attrs in parser.anchors:
         href = attrs.get("href")
         if not href:
             continue
-        absolute = urljoin(base, href)
-        if not _allowed_link(page_url, absolute):
-            continue
-        clean, _, fragment = absolute.partition("#")
-        filename = urlsplit(clean).path.rsplit("/", 1)[-1]
-        filename = unquote(filename)
-        sha256 = None
-        if fragment.startswith("sha256="):
-            candidate = fragment[7:].lower()
-            sha256 = candidate if len(candidate) == 64 else None
-        meta_attr = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
-        metadata_sha256: Optional[str] = None
-        if meta_attr is not None and meta_attr.lower() != "false":
-            metadata_sha256 = meta_attr[7:].lower() if meta_attr.startswith("sha256=") else ""
-        yanked = (attrs.get("data-yanked") or "") if "data-yanked" in attrs else None
-        rp = attrs.get("data-requires-python")
-        out.append(
-            DistFile(
-                filename=filename,
-                url=split_credentials(clean)[0],
-                origin=origin,
-                sha256=sha256,
-                requires_python=rp.strip() if rp and rp.strip() else None,
-                yanked=yanked,
-                metadata_sha256=metadata_sha256,
-            )
-        )
+        url = urljoin(base, href)
+        fragment = href.partition("#")[2]
+        entry: Entry = {
+            "filename": unquote(urlsplit(url).path.rsplit("/", 1)[-1]),
+            "url": url,
+            "hashes": {"sha256": fragment[7:].lower()} if fragment.startswith("sha256=") else {},
+        }
+        meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
+        if meta is not None and meta.lower() != "false":
+            hashed = meta.startswith("sha256=")
+            entry["core-metadata"] = {"sha256": meta[7:].lower()} if hashed else True
+        if "data-yanked" in attrs:
+            entry["yanked"] = attrs.get("data-yanked") or True
+        if attrs.get("data-requires-python"):
+            entry["requires-python"] = attrs["data-requires-python"]
+        out.append(entry)
     return out
 
 
@@ -325,7 +368,7 @@ class IndexClient:
         self.page_ttl = page_ttl
         self.exclude_newer = exclude_newer
         self._projects: Memo[NormalizedName, Project] = Memo()
-        self._find_links: Memo[str, list[DistFile]] = Memo()
+        self._find_links: Memo[str, tuple[str, list[Entry]]] = Memo()
         self.pages_fetched = 0
         self.pages_from_cache = 0
 
@@ -334,29 +377,35 @@ class IndexClient:
         return self._projects.get(name, self._gather)
 
     def _gather(self, name: NormalizedName) -> Project:
-        pages: list[tuple[str, list[tuple[str, DistFile]]]] = []
+        sources: list[Source] = []
         for index in self.config.indexes:
-            files = files_of(name, self._index_page(index, name) or [])
-            if not files:
+            page = self._index_page(index, name)
+            if page is None or not page[1]:
                 continue
-            pages.append((redact_url(index), files))
+            sources.append(Source(redact_url(index), page[0], page[1]))
             if self.config.strategy is IndexStrategy.FIRST_INDEX:
                 break
-        merged = _merge(pages, self.config.strategy)
-        links = files_of(name, self._find_links_files())
-        origins = tuple(dict.fromkeys([o for o, _ in pages] + [d.origin for _, d in links]))
-        return Project(name, merged + links, origins)
+        # find-links locations are the operator's own: always merged in.
+        for location in self.config.find_links:
+            page_url, entries = self._find_links.get(location, self._find_links_location)
+            groups = group_entries(name, entries)
+            if groups:
+                sources.append(Source(redact_url(location), page_url, dict(groups), is_index=False))
+        first_match = self.config.strategy is IndexStrategy.UNSAFE_FIRST_MATCH
+        return Project(name, sources, first_match=first_match)
 
     # --- index pages ---------------------------------------------------------
 
-    def _index_page(self, index: str, name: NormalizedName) -> Optional[list[DistFile]]:
+    def _index_page(self, index: str, name: NormalizedName) -> Optional[tuple[str, Groups]]:
+        """(page URL, entries by version) of ``name`` on this index, None if it lacks it."""
         origin = redact_url(index)
         local = index.startswith("file:")
         if not local:
             cached = self.cache.get_page(origin, name)
-            if cached is not None and self._cache_usable(cached):
+            if cached is not None and self._cache_usable(cached[0]):
                 self.pages_from_cache += 1
-                return _page_from_cache(cached, origin)
+                header, versions = cached
+                return (str(header.get("url", "")), dict(versions)) if header.get("found") else None
         url = index.rstrip("/") + "/" + quote(name) + "/"
         try:
             response = self.http.get(
@@ -371,21 +420,21 @@ class IndexClient:
                 ) from None
             raise
         self.pages_fetched += 1
-        if response.status == 404:
-            files: Optional[list[DistFile]] = None
-        else:
-            files = self._parse(response.body, response.headers, response.url, origin, name)
+        groups: Optional[dict[str, list[Entry]]] = None
+        if response.status != 404:
+            entries = self._parse(response.body, response.headers, response.url, name)
+            groups = group_entries(name, entries)
+        page_url = split_credentials(response.url)[0]
         if not local:
+            # Each version's entries are stored as their own JSON text, so a later
+            # run decodes only the versions it looks at.
             self.cache.put_page(
                 origin,
                 name,
-                {
-                    "fetched_at": time.time(),
-                    "found": files is not None,
-                    "files": [f.to_record() for f in files or []],
-                },
+                {"fetched_at": time.time(), "found": groups is not None, "url": page_url},
+                {t: _COMPACT.encode(e) for t, e in (groups or {}).items()},
             )
-        return files
+        return (page_url, dict(groups)) if groups is not None else None
 
     def _cache_usable(self, cached: dict[str, Any]) -> bool:
         if self.http.offline:
@@ -399,19 +448,12 @@ class IndexClient:
             self.exclude_newer is not None and self.exclude_newer.timestamp() <= fetched_at
         )
 
-    def _parse(
-        self,
-        body: bytes,
-        headers: Any,
-        url: str,
-        origin: str,
-        name: NormalizedName,
-    ) -> list[DistFile]:
+    def _parse(self, body: bytes, headers: Any, url: str, name: NormalizedName) -> list[Entry]:
         content_type = str(headers.get("content-type", "")).split(";")[0].strip().lower()
         try:
             if content_type == "application/vnd.pypi.simple.v1+json":
-                return parse_json_page(body, url, origin)
-            return parse_html_page(body.decode("utf-8", "replace"), url, origin)
+                return json_entries(body)
+            return html_entries(body.decode("utf-8", "replace"), url)
         except (ValueError, UnicodeDecodeError) as exc:
             raise NetworkError(
                 f"malformed index page for {name}: {exc}", where=redact_url(url)
@@ -419,54 +461,27 @@ class IndexClient:
 
     # --- find-links ------------------------------------------------------------
 
-    def _find_links_files(self) -> list[DistFile]:
-        return [
-            dist
-            for location in self.config.find_links
-            for dist in self._find_links.get(location, self._find_links_location)
-        ]
-
-    def _find_links_location(self, location: str) -> list[DistFile]:
-        origin = redact_url(location)
+    def _find_links_location(self, location: str) -> tuple[str, list[Entry]]:
+        """(page URL, entries) of a find-links directory or page."""
         path = Path(url_to_path(location)) if location.startswith("file:") else Path(location)
         if "://" not in location or location.startswith("file:"):
             if path.is_dir():
-                return [
-                    DistFile(
-                        filename=entry.name,
-                        url=entry.resolve().as_uri(),
-                        origin=origin,
-                        size=entry.stat().st_size,
-                    )
+                page_url = path.resolve().as_uri() + "/"
+                return page_url, [
+                    {
+                        "filename": entry.name,
+                        "url": entry.resolve().as_uri(),
+                        "size": entry.stat().st_size,
+                    }
                     for entry in sorted(path.iterdir())
                     if entry.is_file()
                     and (entry.name.endswith(".whl") or entry.name.endswith(SDIST_SUFFIXES))
                 ]
             if not path.exists():
-                return []  # pip ignores a missing find-links directory, and so do we
+                return "", []  # pip ignores a missing find-links directory, and so do we
             url = path.resolve().as_uri()
         else:
             url = location
-        response = self.http.get(url, what=f"the find-links page {origin}")
-        return parse_html_page(response.body.decode("utf-8", "replace"), response.url, origin)
-
-
-def _page_from_cache(cached: dict[str, Any], origin: str) -> Optional[list[DistFile]]:
-    if not cached.get("found"):
-        return None
-    return [DistFile.from_record(origin, record) for record in cached.get("files", [])]
-
-
-def _merge(
-    pages: Sequence[tuple[str, list[tuple[str, DistFile]]]], strategy: IndexStrategy
-) -> list[tuple[str, DistFile]]:
-    if strategy is not IndexStrategy.UNSAFE_FIRST_MATCH:
-        return [item for _, files in pages for item in files]
-    # Each version from the first index that lists it.
-    taken: dict[str, str] = {}
-    out: list[tuple[str, DistFile]] = []
-    for origin, files in pages:
-        for text, dist in files:
-            if taken.setdefault(text, origin) == origin:
-                out.append((text, dist))
-    return out
+        response = self.http.get(url, what=f"the find-links page {redact_url(location)}")
+        page_url = split_credentials(response.url)[0]
+        return page_url, html_entries(response.body.decode("utf-8", "replace"), page_url)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
@@ -29,7 +28,12 @@ from packaging.version import InvalidVersion, Version
 
 from lockship._memo import Memo
 from lockship._urls import redact_url, url_to_path
-from lockship._zip import FileRangeReader, dist_info_metadata_chooser, read_member
+from lockship._zip import (
+    METADATA_SUFFIX,
+    FileRangeReader,
+    dist_info_metadata_chooser,
+    read_member,
+)
 from lockship.cache import Cache
 from lockship.download import download_to_cache
 from lockship.errors import BuildError, HashMismatchError, LockshipError, NetworkError
@@ -53,21 +57,50 @@ class CoreMetadata:
     provides_extra: frozenset[NormalizedName]
 
 
+_FIELDS = frozenset({"name", "version", "requires-dist", "requires-python", "provides-extra"})
+
+
+def read_headers(data: bytes) -> dict[str, list[str]]:
+    """The core-metadata header fields lockship needs (RFC 822 style, folded lines joined).
+
+    Only the header block is read: it ends at the first empty line, and the long
+    description that follows (often most of the file) is never parsed. This is
+    much faster than ``email.parser``, which matters when a lock reads hundreds of
+    METADATA files.
+    """
+    fields: dict[str, list[str]] = {}
+    key: Optional[str] = None
+    for line in data.decode("utf-8", "surrogateescape").splitlines():
+        if not line:
+            break  # only a truly empty line ends the headers; "   " is a folded line
+        if line[0] in " \t":
+            if key is not None:  # a folded continuation of the previous field
+                fields[key][-1] += " " + line.strip()
+            continue
+        name, sep, value = line.partition(":")
+        key = name.strip().lower() if sep else None
+        if key in _FIELDS:
+            fields.setdefault(key, []).append(value.strip())
+        else:
+            key = None
+    return fields
+
+
 def parse_core_metadata(data: bytes, *, where: str) -> CoreMetadata:
     """Parse METADATA / PKG-INFO bytes.
 
     :raises MetadataError: for a missing name or version, or an invalid
         Requires-Dist or Requires-Python entry.
     """
-    raw, _unparsed = parse_email(data)
-    name, version = raw.get("name"), raw.get("version")
+    raw = read_headers(data)
+    name, version = (raw.get("name") or [""])[0], (raw.get("version") or [""])[0]
     if not name or not version:
         raise MetadataError("metadata has no Name or Version", where=where)
     try:
         parsed_version = Version(version)
-        requires = tuple(Requirement(r) for r in raw.get("requires_dist", []))
-        rp = raw.get("requires_python")
-        requires_python = SpecifierSet(rp) if rp and rp.strip() else None
+        requires = tuple(Requirement(r) for r in raw.get("requires-dist", []))
+        rp = (raw.get("requires-python") or [""])[0]
+        requires_python = SpecifierSet(rp) if rp.strip() else None
     except (InvalidVersion, InvalidRequirement, InvalidSpecifier) as exc:
         raise MetadataError(f"invalid metadata: {exc}", where=where) from None
     return CoreMetadata(
@@ -75,7 +108,7 @@ def parse_core_metadata(data: bytes, *, where: str) -> CoreMetadata:
         version=parsed_version,
         requires_dist=requires,
         requires_python=requires_python,
-        provides_extra=frozenset(canonicalize_name(e) for e in raw.get("provides_extra", [])),
+        provides_extra=frozenset(canonicalize_name(e) for e in raw.get("provides-extra", [])),
     )
 
 
@@ -226,7 +259,9 @@ class MetadataFetcher:
             return self._from_local_wheel(Path(url_to_path(dist.url)), dist)
         try:
             reader = HttpRangeReader(self.http, dist.url, what=dist.filename, size=dist.size)
-            _, data, requests = read_member(reader, self._chooser(dist))
+            _, data, requests = read_member(
+                reader, self._chooser(dist), suffix=METADATA_SUFFIX
+            )
         except RangeNotSupportedError:
             self._count("range-unsupported")
         except ValueError as exc:
@@ -269,7 +304,9 @@ class MetadataFetcher:
     def _from_local_wheel(self, path: Path, dist: DistFile) -> bytes:
         try:
             with path.open("rb") as handle:
-                _, data, _ = read_member(FileRangeReader(handle), self._chooser(dist))
+                _, data, _ = read_member(
+                    FileRangeReader(handle), self._chooser(dist), suffix=METADATA_SUFFIX
+                )
         except ValueError as exc:
             raise MetadataError(
                 f"cannot read the wheel's METADATA: {exc}", where=dist.filename
@@ -297,7 +334,9 @@ class MetadataFetcher:
         with wheel.open("rb") as handle:
             try:
                 _, data, _ = read_member(
-                    FileRangeReader(handle), lambda names: _only_metadata(names, dist.filename)
+                    FileRangeReader(handle),
+                    lambda names: _only_metadata(names, dist.filename),
+                    suffix=METADATA_SUFFIX,
                 )
             except ValueError as exc:
                 raise MetadataError(

@@ -390,12 +390,12 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         *,
         allow_yanked: bool,
     ) -> Iterator[Candidate]:
-        by_version = project.by_version()
         key = (project.name, specifier)
         matching = self._versions.get(key)
         if matching is None:
             matching = sorted(
-                (v for v in by_version if specifier.contains(v, prereleases=True)), reverse=True
+                (v for v in project.versions() if specifier.contains(v, prereleases=True)),
+                reverse=True,
             )
             self._versions[key] = matching
         versions = [v for v in matching if v not in bad]
@@ -408,7 +408,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 return  # pre-releases only when no final release fits (pip's rule)
             for version in group:
                 candidate = self.make_candidate(
-                    identifier, project.name, extras, version, by_version[version],
+                    identifier, project.name, extras, version, project.files(version),
                     allow_yanked=allow_yanked,
                 )
                 if candidate is not None:
@@ -632,7 +632,7 @@ def _explain(
                 if newest
                 else f"no version of {name} is usable on {target.name}"
             )
-        elif not provider.index.project(name).files:
+        elif not provider.index.project(name).exists:
             notes.append(f"{name} was not found on any configured index or find-links location")
     unique = list(dict.fromkeys(lines))
     subject = ", ".join(names)
@@ -655,11 +655,11 @@ def _hint(notes: list[str]) -> Optional[str]:
 
 def _newest_fitting(provider: Provider, name: NormalizedName) -> Optional[str]:
     project = provider.index.project(name)
-    for version in sorted(project.by_version(), reverse=True):
+    for version in sorted(project.versions(), reverse=True):
         if version.is_prerelease and not provider.options.pre:
             continue
         dist, _ = provider.chooser.choose(
-            name, project.by_version()[version], allow_yanked=False, hashes=frozenset()
+            name, project.files(version), allow_yanked=False, hashes=frozenset()
         )
         if dist is not None:
             return str(version)
