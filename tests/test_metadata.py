@@ -8,21 +8,23 @@ from packaging.metadata import parse_email
 
 from lockship.metadata import parse_core_metadata, read_headers
 
-FOLDED = b"""Metadata-Version: 2.1
-Name: Demo_Pkg
-Version: 1.0
-License: Copyright (c) 2015
-        All rights reserved.
-        
-        Redistribution and use in source and binary forms
-Requires-Python: >=3.9
-Provides-Extra: Fast
-Requires-Dist: attrs>=23
-Requires-Dist: numpy; extra == "fast"
-Description-Content-Type: text/markdown
-
-Requires-Dist: this-is-in-the-description
-"""
+FOLDED = "\n".join([
+    "Metadata-Version: 2.1",
+    "Name: Demo_Pkg",
+    "Version: 1.0",
+    "License: Copyright (c) 2015",
+    "        All rights reserved.",
+    "        ",  # a whitespace-only folded line does not end the headers
+    "        Redistribution and use in source and binary forms",
+    "Requires-Python: >=3.9",
+    "Provides-Extra: Fast",
+    "Requires-Dist: attrs>=23",
+    'Requires-Dist: numpy; extra == "fast"',
+    "Description-Content-Type: text/markdown",
+    "",
+    "Requires-Dist: this-is-in-the-description",
+    "",
+]).encode()
 
 
 def test_folded_fields_and_description_body():
