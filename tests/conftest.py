@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
+from bundles import Keys, make_keys
 from indexserver import IndexServer
 from pkgbuild import make_backend_wheel
 
@@ -92,3 +93,14 @@ def backend_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     install it with no network.
     """
     return make_backend_wheel(tmp_path_factory.mktemp("backend"))
+
+
+# ====================================================================
+# Signed bundles (tests/bundles.py): sign, verify, archive, install
+# ====================================================================
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    """Ed25519 keys made by ssh-keygen, and an allowed_signers trusting two as "release"."""
+    return make_keys(tmp_path_factory.mktemp("keys"))

@@ -561,6 +561,156 @@ def _size(count: int) -> str:
     return f"{count} B"
 
 
+# --- sign, verify, install -------------------------------------------------------------
+
+ALLOWED_SIGNERS = typer.Option(
+    ...,
+    "--allowed-signers",
+    help="allowed_signers file from the reviewer, through a separate channel (never the bundle's).",
+)
+IDENTITY = typer.Option(
+    None, "--identity", help="Principal the signer must be listed as (default: any listed)."
+)
+
+
+def _passphrase(passphrase_file: Optional[Path]) -> Optional[bytes]:
+    """The key's passphrase: first line of --passphrase-file, else $LOCKSHIP_KEY_PASSPHRASE."""
+    if passphrase_file is not None:
+        try:
+            data = passphrase_file.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", where=str(passphrase_file)) from None
+        return data.splitlines()[0] if data else b""
+    value = os.environ.get("LOCKSHIP_KEY_PASSPHRASE")
+    return None if value is None else value.encode("utf-8")
+
+
+@app.command("sign")
+def sign_command(
+    bundle: Path = typer.Argument(..., help="Bundle directory written by lockship fetch."),
+    key: Path = typer.Option(..., "--key", help="Ed25519 private key, OpenSSH format."),
+    passphrase_file: Optional[Path] = typer.Option(
+        None, help="File whose first line is the key's passphrase (else $LOCKSHIP_KEY_PASSPHRASE)."
+    ),
+    identity: Optional[str] = typer.Option(
+        None, "--identity", help="Principal for allowed_signers (default: the key's comment)."
+    ),
+    archive: bool = typer.Option(
+        False, "--archive", help="Also write a deterministic <bundle>.tar and its .sha256."
+    ),
+    archive_dir: Optional[Path] = typer.Option(
+        None, help="Directory for the .tar (default: beside the bundle); implies --archive."
+    ),
+    quiet: bool = QUIET,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Check a fetched bundle, then write manifest.json, INSTALL.md, install.py, SHA256SUMS(.sig).
+
+    Prints the allowed_signers line for the reviewer on stdout.
+    """
+    from lockship.archive import archive_mtime, write_archive  # noqa: PLC0415
+    from lockship.manifest import sign_bundle  # noqa: PLC0415
+    from lockship.sshsig import load_signing_key  # noqa: PLC0415
+
+    with _errors(verbose):
+        result = sign_bundle(
+            bundle, load_signing_key(key, _passphrase(passphrase_file)), identity=identity
+        )
+        written = list(result.written)
+        if archive or archive_dir is not None:
+            tar, _ = write_archive(
+                bundle, archive_dir or bundle.resolve().parent, mtime=archive_mtime(bundle)
+            )
+            written += [tar, tar.with_name(tar.name + ".sha256")]
+    if quiet:
+        return
+    for path in written:
+        err.print(f"wrote {path}", markup=False)
+    err.print(
+        f"signed {result.files} files as {result.principal} with key {result.fingerprint}; "
+        "allowed_signers line for the reviewer:",
+        markup=False,
+    )
+    typer.echo(result.allowed_signers_line)
+
+
+@app.command("verify")
+def verify_command(
+    bundle: Path = typer.Argument(..., help="Signed bundle directory or its .tar archive."),
+    allowed_signers: Path = ALLOWED_SIGNERS,
+    identity: Optional[str] = IDENTITY,
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    verbose: bool = VERBOSE,
+) -> None:
+    """Check the signature and every file of a signed bundle. Exit 6: files; 7: signature."""
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from lockship.errors import SignatureError, VerificationError  # noqa: PLC0415
+    from lockship.verify import verify_bundle  # noqa: PLC0415
+
+    with _errors(verbose):
+        try:
+            report = verify_bundle(bundle, allowed_signers, identity=identity)
+        except (SignatureError, VerificationError) as exc:
+            if json_output:
+                problems = (
+                    exc.problems
+                    if isinstance(exc, VerificationError)
+                    else [line.strip() for line in exc.message.splitlines()]
+                )
+                failure = {"ok": False, "exit_code": int(exc.exit_code), "problems": problems}
+                typer.echo(json.dumps(failure, indent=2, sort_keys=True))
+            raise
+    if json_output:
+        typer.echo(json.dumps({"ok": True, **asdict(report)}, indent=2, sort_keys=True))
+        return
+    typer.echo(
+        f"OK: {report.bundle}: {report.files} files ({report.bytes} bytes), "
+        f"{report.packages} packages for {report.target}, signed by {report.principal} "
+        f"(key {report.fingerprint}, {report.allowed_by})"
+    )
+
+
+@app.command("install")
+def install_command(
+    bundle: Path = typer.Argument(..., help="Signed bundle directory or its .tar archive."),
+    allowed_signers: Path = ALLOWED_SIGNERS,
+    identity: Optional[str] = IDENTITY,
+    python: Optional[str] = typer.Option(
+        None, "--python", help="Interpreter to install into (with --venv: the one creating it)."
+    ),
+    venv: Optional[Path] = typer.Option(
+        None, "--venv", help="Virtual environment to install into; created if missing."
+    ),
+    quiet: bool = QUIET,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Verify a signed bundle, check that the interpreter fits its target, pip install it.
+
+    Give --venv DIR (created if missing) or --python PATH.
+    """
+    from lockship.installer import install_bundle  # noqa: PLC0415
+
+    def show(line: str) -> None:
+        if not quiet:
+            err.print(line, markup=False)
+
+    with _errors(verbose):
+        result = install_bundle(
+            bundle,
+            allowed_signers=allowed_signers,
+            identity=identity,
+            python=python,
+            venv=venv,
+            on_output=show,
+        )
+    report = result.report
+    show(
+        f"verified {report.files} files signed by {report.principal} (key {report.fingerprint}); "
+        f"installed {len(result.packages)} packages into {result.python}"
+    )
+
+
 def main() -> None:
     """Entry point of the ``lockship`` script."""
     os.environ.setdefault("PYTHONIOENCODING", "utf-8")

@@ -1,0 +1,232 @@
+"""Bundles as ``lockship fetch`` writes them, signing keys made by ``ssh-keygen``, and tampering.
+
+``make_bundle`` builds ``dist/<target>/`` offline in the fetch layout (see the
+comment block above ``BuiltFrom`` in ``lockship/models.py`` and
+``lockship.bundle``): real wheels from ``pkgbuild.make_wheel``, requirements.txt
+rendered by fetch's own ``render_bundle_requirements``, a pylock rendered by
+``render_pylock``, and ``bundle.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional, Union
+
+from typer.testing import CliRunner
+
+from lockship import sshsig
+from lockship._install_script import render_sums
+from lockship.bundle import render_bundle_requirements
+from lockship.cli import app
+from lockship.lockfile import lock_paths, render_pylock
+from lockship.manifest import to_json
+from lockship.models import (
+    Artifact,
+    BuiltFrom,
+    BundleFile,
+    BundleRecord,
+    InputFile,
+    Lock,
+    LockedPackage,
+    LockSettings,
+    TargetInfo,
+)
+from lockship.targets import Target, parse_target
+from pkgbuild import make_wheel, normalized_dist_name
+
+SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
+PASSPHRASE = "correct horse battery staple"
+EXCLUDE_NEWER = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+# (name, version, *requires_dist)
+Package = tuple[str, ...]
+
+
+def run(*args: str, env: Optional[Mapping[str, str]] = None) -> tuple[int, str, str]:
+    """The real CLI in-process: (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def make_bundle(
+    tmp_path: Path,
+    packages: Sequence[Package] = (("alpha", "1.0"), ("beta", "2.0", "alpha>=1")),
+    target: Union[str, Target] = "host",
+    *,
+    built: Sequence[str] = (),
+    tags: Optional[Mapping[str, str]] = None,
+    metadata_names: Optional[Mapping[str, str]] = None,
+    exclude_newer: Optional[datetime] = EXCLUDE_NEWER,
+) -> Path:
+    """Write ``tmp_path/dist/<target>`` as fetch would and return it.
+
+    :param built: names of packages whose wheel was built from an sdist.
+    :param tags: wheel tag per package name (default ``py3-none-any``).
+    :param metadata_names: a METADATA ``Name:`` that lies, per package name.
+    """
+    target = target if isinstance(target, Target) else parse_target(target)
+    bundle = tmp_path / "dist" / target.name
+    info = TargetInfo(
+        name=target.name,
+        description=target.description,
+        floor=target.floor,
+        python_full_version=target.marker_environment["python_full_version"],
+        marker_environment=target.marker_environment,
+        tags_sha256=target.tags_sha256,
+        tags_count=len(target.tags),
+        source=target.source,
+    )
+    locked, files = [], []
+    for name, version, *requires in packages:
+        wheel = make_wheel(
+            bundle / "wheels",
+            name,
+            version,
+            requires_dist=requires,
+            tag=(tags or {}).get(name, "py3-none-any"),
+            metadata_name=(metadata_names or {}).get(name),
+        )
+        data = wheel.read_bytes()
+        sha256, size = hashlib.sha256(data).hexdigest(), len(data)
+        url = f"https://files.example.org/packages/{wheel.name}"
+        built_from = None
+        artifact = Artifact(kind="wheel", filename=wheel.name, url=url, sha256=sha256, size=size)
+        if name in built:
+            sdist = f"{normalized_dist_name(name)}-{version}.tar.gz"
+            built_from = BuiltFrom(
+                sdist_filename=sdist,
+                sdist_url=f"https://files.example.org/packages/{sdist}",
+                sdist_sha256="5" * 64,
+                sdist_size=1234,
+                build_backend="setuptools.build_meta",
+                build_requires=("setuptools==69.0.0",),
+                source_date_epoch=int(EXCLUDE_NEWER.timestamp()),
+            )
+            artifact = Artifact(
+                kind="sdist", filename=sdist, url=built_from.sdist_url, sha256="5" * 64, size=1234
+            )
+        locked.append(LockedPackage(name=name, version=version, artifact=artifact))
+        files.append(
+            BundleFile(
+                path=f"wheels/{wheel.name}",
+                name=name,
+                version=version,
+                sha256=sha256,
+                size=size,
+                origin_url=built_from.sdist_url if built_from else url,
+                kind="built-wheel" if built_from else "wheel",
+                built_from=built_from,
+            )
+        )
+    inputs = (InputFile(path="requirements.in", sha256="1" * 64),)
+    settings = LockSettings()
+    lock = Lock(
+        lockship_version="0.1.0",
+        target=info,
+        inputs=inputs,
+        exclude_newer=exclude_newer,
+        settings=settings,
+        command=f"lockship lock -r requirements.in --target {target.name}",
+        fingerprint=Lock.compute_fingerprint(
+            inputs=inputs, target=info, exclude_newer=exclude_newer, settings=settings
+        ),
+        packages=tuple(sorted(locked, key=lambda p: p.name)),
+    )
+    lock_file = lock_paths(bundle, target.name)[1]
+    lock_file.write_text(render_pylock(lock))
+    files.sort(key=lambda f: f.path)
+    (bundle / "requirements.txt").write_text(render_bundle_requirements(lock, files))
+    record = BundleRecord(
+        lockship_version="0.1.0",
+        target=info,
+        lock_file=lock_file.name,
+        lock_fingerprint=lock.fingerprint,
+        inputs=inputs,
+        exclude_newer=exclude_newer,
+        files=tuple(files),
+    )
+    (bundle / "bundle.json").write_text(to_json(record))
+    return bundle
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Keys made by ssh-keygen; ``allowed`` trusts plain and encrypted as "release"."""
+
+    plain: Path
+    encrypted: Path  # -N PASSPHRASE
+    other: Path  # trusted by nobody
+    allowed: Path
+
+    def pub(self, key: Path) -> str:
+        return key.with_name(key.name + ".pub").read_text().strip()
+
+
+def keygen(*args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([SSH_KEYGEN, *args], capture_output=True, check=False, **kwargs)  # type: ignore[call-overload]
+
+
+def make_keys(directory: Path) -> Keys:
+    def key(name: str, passphrase: str = "") -> Path:
+        path = directory / name
+        proc = keygen("-q", "-t", "ed25519", "-N", passphrase, "-C", "release", "-f", str(path))
+        assert proc.returncode == 0, proc.stderr
+        return path
+
+    keys = Keys(key("plain"), key("encrypted", PASSPHRASE), key("other"), directory / "allowed")
+    keys.allowed.write_text(
+        f'release namespaces="lockship" {keys.pub(keys.plain)}\n'
+        f'release namespaces="lockship" {keys.pub(keys.encrypted)}\n'
+    )
+    return keys
+
+
+def sign(bundle: Path, keys: Keys, *args: str) -> None:
+    code, _, err = run("sign", str(bundle), "--key", str(keys.plain), "-q", *args)
+    assert code == 0, err
+
+
+def verify(target: Path, keys: Keys, *args: str) -> tuple[int, str, str]:
+    return run("verify", str(target), "--allowed-signers", str(keys.allowed), *args)
+
+
+# --- tampering ------------------------------------------------------------------------------
+
+
+def flip_byte(path: Path, offset: int = 100) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def only_wheel(bundle: Path, name: str) -> Path:
+    (wheel,) = (bundle / "wheels").glob(f"{name}-*.whl")
+    return wheel
+
+
+def reseal(bundle: Path, key: Path) -> None:
+    """Act as a careless signer: re-hash manifest.json's files, rewrite SHA256SUMS, re-sign.
+
+    The signature and SHA256SUMS are then valid, so only the cross-checks between
+    the bundle's documents can find what was changed.
+    """
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        data = (bundle / entry["path"]).read_bytes()
+        entry["sha256"], entry["size"] = hashlib.sha256(data).hexdigest(), len(data)
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    sums = {e["path"]: e["sha256"] for e in manifest["files"]}
+    sums["manifest.json"] = hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()
+    (bundle / "SHA256SUMS").write_text(render_sums(sums))
+    signature = sshsig.sign((bundle / "SHA256SUMS").read_bytes(), sshsig.load_signing_key(key))
+    (bundle / "SHA256SUMS.sig").write_text(signature)

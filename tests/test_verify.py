@@ -1,0 +1,308 @@
+"""``lockship verify``: every tampering is caught, named by file, with its documented exit code."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bundles import (
+    SSH_KEYGEN,
+    Keys,
+    flip_byte,
+    make_bundle,
+    only_wheel,
+    reseal,
+    run,
+    sign,
+    verify,
+)
+from lockship.models import BundleRecord
+from pkgbuild import make_wheel
+
+pytestmark = pytest.mark.skipif(not Path(SSH_KEYGEN).exists(), reason="needs ssh-keygen")
+
+HEX = "[0-9a-f]{64}"
+ALPHA = "wheels/alpha-1.0-py3-none-any.whl"
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, keys: Keys) -> Path:
+    signed = make_bundle(tmp_path)
+    sign(signed, keys)
+    return signed
+
+
+def problems(err: str) -> list[str]:
+    """The problem lines of a failed verify (indented under the first line)."""
+    return [line[2:] for line in err.splitlines()[1:] if line.startswith("  ")]
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-10])
+
+
+def keygen_sign(bundle: Path, key: Path, namespace: str = "lockship") -> None:
+    sums = bundle / "SHA256SUMS"
+    (bundle / "SHA256SUMS.sig").unlink()
+    proc = subprocess.run(
+        [SSH_KEYGEN, "-Y", "sign", "-f", str(key), "-n", namespace, str(sums)], capture_output=True
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+# Each case: how to tamper, and the one problem (a regex) verify must report.
+FILE_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "byte flipped in a wheel": (
+        lambda b: flip_byte(b / ALPHA),
+        rf"{ALPHA}: sha256 {HEX}, expected {HEX} \(SHA256SUMS\)",
+    ),
+    "wheel truncated": (
+        lambda b: truncate(b / ALPHA),
+        (
+            rf"{ALPHA}: size \d+ bytes, expected \d+ \(manifest.json\); sha256 {HEX}, expected {HEX} "
+            r"\(SHA256SUMS\)"
+        ),
+    ),
+    "wheel removed": (
+        lambda b: (b / ALPHA).unlink(),
+        rf"{ALPHA}: missing \(listed in SHA256SUMS\)",
+    ),
+    "extra file": (
+        lambda b: (b / "notes.txt").write_text("hi"),
+        r"notes.txt: not listed in SHA256SUMS \(extra file\)",
+    ),
+    "extra wheel": (
+        lambda b: make_wheel(b / "wheels", "stowaway", "1.0"),
+        r"wheels/stowaway-1.0-py3-none-any.whl: not listed in SHA256SUMS \(extra file\)",
+    ),
+    "symbolic link": (
+        lambda b: os.symlink("/etc/passwd", b / "wheels" / "x.whl"),
+        r"wheels/x.whl: symbolic link refused",
+    ),
+    "manifest.json edited": (
+        lambda b: edit(b / "manifest.json", '"version": "1.0"', '"version": "1.1"'),
+        rf"manifest.json: sha256 {HEX}, expected {HEX} \(SHA256SUMS\)",
+    ),
+    "requirements.txt hash edited": (
+        lambda b: edit(b / "requirements.txt", "sha256:", "sha256:0"),
+        (
+            r"requirements.txt: size 372 bytes, expected 370 \(manifest.json\); "
+            rf"sha256 {HEX}, expected {HEX} \(SHA256SUMS\)"
+        ),
+    ),
+    "requirements.txt version edited": (
+        lambda b: edit(b / "requirements.txt", "alpha==1.0", "alpha==1.1"),
+        rf"requirements.txt: sha256 {HEX}, expected {HEX} \(SHA256SUMS\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FILE_CASES)
+def test_tampered_file_is_named(bundle: Path, keys: Keys, case: str) -> None:
+    tamper, expected = FILE_CASES[case]
+    tamper(bundle)
+    code, out, err = verify(bundle, keys, "--identity", "release")
+    assert (code, out) == (6, "")
+    assert err.startswith(f"lockship: error: {bundle}: 1 problem found\n"), err
+    assert len(problems(err)) == 1, err
+    assert re.fullmatch(expected, problems(err)[0]), err
+
+
+# Changes a careless (but trusted) signer could have sealed: SHA256SUMS and the
+# signature are valid, so only the documents' cross-checks find them.
+def _lying_wheel(bundle: Path) -> None:
+    lie = make_wheel(bundle.parent / "lie", "alpha", "1.0", metadata_name="evil")
+    data = lie.read_bytes()
+    old = hashlib.sha256((bundle / ALPHA).read_bytes()).hexdigest()
+    edit(bundle / "requirements.txt", old, hashlib.sha256(data).hexdigest())
+    lie.replace(bundle / ALPHA)
+    record = BundleRecord.model_validate_json((bundle / "bundle.json").read_text())
+    files = [
+        f.model_copy(update={"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
+        if f.path == ALPHA
+        else f
+        for f in record.files
+    ]
+    document = record.model_copy(update={"files": tuple(files)}).model_dump(mode="json")
+    (bundle / "bundle.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def _zero_alpha_hash(bundle: Path) -> None:
+    digest = hashlib.sha256((bundle / ALPHA).read_bytes()).hexdigest()
+    edit(bundle / "requirements.txt", digest, "0" * 64)
+
+
+def _append_to_sums(bundle: Path) -> None:
+    with (bundle / "SHA256SUMS").open("a") as sums:
+        sums.write("d41d8cd98f00b204e9800998ecf8427e README\n")
+
+
+SEALED_CASES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
+    "pin with another hash": (
+        _zero_alpha_hash,
+        [
+            rf"requirements.txt:3: alpha==1.0: no file in wheels/ with sha256 {'0' * 64}",
+            rf"{ALPHA}: not pinned in requirements.txt",
+        ],
+    ),
+    "pin with another version": (
+        lambda b: edit(b / "requirements.txt", "alpha==1.0", "alpha==1.1"),
+        [
+            (
+                rf"requirements.txt:3: alpha==1.1: the file with this hash, {ALPHA}, is alpha 1.0 "
+                r"per manifest.json"
+            )
+        ],
+    ),
+    "pin that is a range": (
+        lambda b: edit(b / "requirements.txt", "alpha==1.0", "alpha>=1.0"),
+        [
+            (
+                r"requirements.txt:3: not a pin 'name==version --hash=sha256:<hex>': "
+                r"'alpha>=1.0     --hash=sha256:[0-9a-f]{51}'"
+            ),  # shown up to 80 characters
+            rf"{ALPHA}: not pinned in requirements.txt",
+        ],
+    ),
+    "malformed SHA256SUMS line": (
+        _append_to_sums,
+        [r"SHA256SUMS:9: malformed line 'd41d8cd98f00b204e9800998ecf8427e README'"],
+    ),
+    "manifest target edited": (
+        lambda b: edit(b / "manifest.json", '"name": "host"', '"name": "linux-cp39"'),
+        [r"manifest.json: target differs from bundle.json"],
+    ),
+    "wheel whose METADATA lies": (
+        _lying_wheel,
+        [rf"{ALPHA}: alpha-1.0.dist-info/METADATA says evil 1.0, not alpha==1.0"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SEALED_CASES)
+def test_inconsistent_but_validly_signed_bundle(bundle: Path, keys: Keys, case: str) -> None:
+    tamper, expected = SEALED_CASES[case]
+    if case == "malformed SHA256SUMS line":
+        reseal(bundle, keys.plain)
+        tamper(bundle)
+        keygen_sign(bundle, keys.plain)
+    else:
+        tamper(bundle)
+        reseal(bundle, keys.plain)
+    code, _, err = verify(bundle, keys, "--identity", "release")
+    assert code == 6, err
+    found = problems(err)
+    assert len(found) == len(expected), err
+    for line, pattern in zip(found, expected):
+        assert re.fullmatch(pattern, line), (line, pattern)
+
+
+# --- signatures -------------------------------------------------------------------------------
+
+
+def test_signature_by_another_key(bundle: Path, keys: Keys) -> None:
+    keygen_sign(bundle, keys.other)
+    code, _, err = verify(bundle, keys, "--identity", "release")
+    assert code == 7
+    assert re.fullmatch(
+        rf"lockship: error: {bundle}: SHA256SUMS.sig: signature was made by key SHA256:\S+, "
+        r"which allowed_signers does not list for identity 'release'\n"
+        r"  hint: add its public key to allowed_signers if you trust it\n",
+        err,
+    ), err
+
+
+def test_signature_for_another_namespace(bundle: Path, keys: Keys) -> None:
+    keygen_sign(bundle, keys.plain, namespace="file")
+    code, _, err = verify(bundle, keys, "--identity", "release")
+    assert code == 7
+    assert err == (
+        f"lockship: error: {bundle}: SHA256SUMS.sig: "
+        "signature was made for namespace 'file', not 'lockship'\n"
+    )
+
+
+def test_signer_not_allowed_for_the_identity(bundle: Path, keys: Keys) -> None:
+    code, _, err = verify(bundle, keys, "--identity", "mallory")
+    assert code == 7
+    assert "which allowed_signers does not list for identity 'mallory'\n" in err
+    assert f"hint: it is listed for 'release' ({keys.allowed}:1)" in err
+
+
+def test_missing_signature(bundle: Path, keys: Keys) -> None:
+    (bundle / "SHA256SUMS.sig").unlink()
+    code, _, err = verify(bundle, keys)
+    assert code == 7
+    assert err == (
+        f"lockship: error: {bundle}: SHA256SUMS.sig: "
+        "missing; the bundle is not signed (lockship sign)\n"
+    )
+
+
+def test_data_altered_after_signing(bundle: Path, keys: Keys) -> None:
+    (bundle / "SHA256SUMS").write_text((bundle / "SHA256SUMS").read_text().replace("a", "b", 1))
+    code, _, err = verify(bundle, keys)
+    assert code == 7
+    assert "does not match the data: the data or the signature was altered" in err
+
+
+def test_every_problem_is_reported_at_once(bundle: Path, keys: Keys) -> None:
+    flip_byte(only_wheel(bundle, "beta"))
+    only_wheel(bundle, "alpha").unlink()
+    (bundle / "notes.txt").write_text("hi")
+    code, _, err = verify(bundle, keys)
+    assert code == 6
+    assert err.startswith(f"lockship: error: {bundle}: 3 problems found\n")
+    assert [p.split(":")[0] for p in problems(err)] == [
+        ALPHA,
+        "wheels/beta-2.0-py3-none-any.whl",
+        "notes.txt",
+    ]
+    # With a bad signature too, exit 7, and the file problems are still listed.
+    keygen_sign(bundle, keys.other)
+    code, _, err = verify(bundle, keys)
+    assert code == 7
+    assert "  3 other problem(s) found:\n" in err
+    assert f"  {ALPHA}: missing (listed in SHA256SUMS)\n" in err
+
+
+def test_json_output(bundle: Path, keys: Keys) -> None:
+    code, out, _ = verify(bundle, keys, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["ok"] is True
+    assert (report["files"], report["packages"], report["target"]) == (8, 2, "host")
+    assert report["principal"] == "release"
+    assert report["fingerprint"].startswith("SHA256:")
+    flip_byte(bundle / ALPHA)
+    code, out, _ = verify(bundle, keys, "--json")
+    assert code == 6
+    failure = json.loads(out)
+    assert failure["ok"] is False
+    assert failure["exit_code"] == 6
+    assert failure["problems"][0].startswith(f"{ALPHA}: sha256 ")
+
+
+def test_unreadable_allowed_signers_is_an_input_error(bundle: Path, tmp_path: Path) -> None:
+    code, _, err = run("verify", str(bundle), "--allowed-signers", str(tmp_path / "nope"))
+    assert code == 3
+    assert err.startswith(f"lockship: error: {tmp_path / 'nope'}: cannot read: No such file")
+
+
+def test_no_such_bundle(tmp_path: Path, keys: Keys) -> None:
+    code, _, err = verify(tmp_path / "nope", keys)
+    assert code == 3
+    assert err == f"lockship: error: {tmp_path / 'nope'}: no such bundle directory or archive\n"
