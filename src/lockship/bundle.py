@@ -50,6 +50,7 @@ from lockship.errors import BuildError, HashMismatchError, InputError, Integrity
 from lockship.hashing import CHUNK, file_digest
 from lockship.http import HttpClient
 from lockship.lockfile import read_lock
+from lockship.manifest import SIGN_OUTPUTS
 from lockship.metadata import parse_core_metadata
 from lockship.models import BuiltFrom, BundleFile, BundleRecord, Lock, LockedPackage
 from lockship.sdists import build_env, build_wheel
@@ -58,7 +59,6 @@ from lockship.targets import Target
 __all__ = ["FetchReporter", "FetchRequest", "FetchResult", "fetch", "render_bundle_requirements"]
 
 DEFAULT_SOURCE_DATE_EPOCH = 315532800
-SIGN_OUTPUTS = ("SHA256SUMS", "SHA256SUMS.sig", "manifest.json", "INSTALL.md", "install.py")
 
 
 class FetchReporter(Protocol):

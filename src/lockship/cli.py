@@ -8,6 +8,7 @@ exit code; ``--verbose`` shows the traceback instead.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import os
 import shlex
@@ -22,11 +23,10 @@ import typer
 from rich.console import Console
 
 from lockship import __version__
-from lockship.compile import LockRequest, TargetResult, lock
+from lockship.compile import LockRequest, TargetResult, gather_inputs, lock
 from lockship.config import IndexStrategy, load_index_config
 from lockship.errors import ExitCode, InputError, LockshipError
 from lockship.models import format_timestamp
-from lockship.requirements import Inputs, merge_inputs, read_pyproject, read_requirements
 from lockship.settings import LockConfig, load_tool_config, parse_timestamp
 from lockship.targets import DEFAULT_FLOORS, Floors, Target, parse_floor, parse_target
 
@@ -93,44 +93,6 @@ def _root(
 
 
 # --- lock -------------------------------------------------------------------------
-
-
-def _inputs(
-    requirement_files: list[Path],
-    constraint_files: list[Path],
-    config: Optional[LockConfig],
-    extras: list[str],
-    all_extras: bool,
-    groups: list[str],
-) -> Inputs:
-    files = list(requirement_files)
-    constraints = list(constraint_files)
-    if not files and config is not None:
-        files = [Path(f) for f in config.requirements]
-        constraints = constraints or [Path(f) for f in config.constraints]
-        if not files:
-            files = [Path("pyproject.toml")]
-    if not files:
-        if Path("requirements.in").is_file():
-            files = [Path("requirements.in")]
-        elif Path("pyproject.toml").is_file():
-            files = [Path("pyproject.toml")]
-        else:
-            raise InputError(
-                "no inputs found",
-                where=str(Path.cwd()),
-                hint="pass -r requirements.in, or create requirements.in or a pyproject.toml",
-            )
-    parts = []
-    plain = [f for f in files if f.name != "pyproject.toml"]
-    if plain or constraints:
-        parts.append(read_requirements(plain, constraints=constraints))
-    parts.extend(
-        read_pyproject(f, extras=extras, all_extras=all_extras, groups=groups)
-        for f in files
-        if f.name == "pyproject.toml"
-    )
-    return merge_inputs(*parts)
 
 
 def _floors(glibc: Optional[str], musl: Optional[str], macos: Optional[str]) -> Floors:
@@ -254,9 +216,15 @@ def lock_command(
         floors = _floors(glibc or cfg.glibc, musl or cfg.musl, macos or cfg.macos)
         targets = tuple(parse_target(spec, floors) for spec in specs)
         _unique_names(targets)
-        inputs = _inputs(
-            requirement, constraint, config, extra or cfg.extras, all_extras or cfg.all_extras,
-            group or cfg.groups,
+        # With [tool.lockship] and no requirements listed, the project's own
+        # dependencies are the inputs.
+        project_inputs = [pyproject] if config is not None else []
+        inputs = gather_inputs(
+            requirement or [Path(f) for f in cfg.requirements] or project_inputs,
+            constraint or [Path(f) for f in cfg.constraints],
+            extras=extra or cfg.extras,
+            all_extras=all_extras or cfg.all_extras,
+            groups=group or cfg.groups,
         )
         cutoff = (
             parse_timestamp(exclude_newer, where="--exclude-newer") if exclude_newer
@@ -709,6 +677,137 @@ def install_command(
         f"verified {report.files} files signed by {report.principal} (key {report.fingerprint}); "
         f"installed {len(result.packages)} packages into {result.python}"
     )
+
+
+# --- run and diff ---------------------------------------------------------------------
+
+
+class _RunProgress(_FetchProgress):
+    """Progress for a whole pipeline: lock lines, a download bar, notes."""
+
+    def target_started(self, target: Target) -> None:
+        if not self.quiet:
+            self._progress.update(self._task, description=f"locking {target.name}")
+
+    def target_finished(self, result: TargetResult) -> None:  # noqa: ARG002
+        self.files_done = 0
+
+    def warning(self, message: str) -> None:
+        self._progress.console.print(f"lockship: warning: {message}", markup=False)
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            self._progress.console.print(f"lockship: note: {message}", markup=False)
+
+
+@app.command("run")
+def run_command(
+    pipeline: Path = typer.Argument(..., help="Pipeline file, e.g. pipelines/demo.toml."),
+    check: bool = typer.Option(
+        False, "--check", help="Only check that every lock matches its inputs (exit 1 if not)."
+    ),
+    upgrade: bool = typer.Option(
+        False, "--upgrade", "-U", help="Re-resolve every target, ignoring existing pins."
+    ),
+    offline: bool = typer.Option(False, "--offline", help="Use the cache only."),
+    cache_dir: Optional[Path] = typer.Option(
+        None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    quiet: bool = QUIET,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Lock, fetch and sign every target of a pipeline file; print a summary table."""
+    from lockship.pipeline import load_pipeline, run_pipeline  # noqa: PLC0415
+
+    with _errors(verbose):
+        spec = load_pipeline(pipeline)
+        progress = _RunProgress(quiet or json_output)
+        with progress:
+            rows = run_pipeline(
+                spec, check=check, upgrade=upgrade, offline=offline, reporter=progress,
+                cache_dir=cache_dir,
+            )
+    if json_output:
+        typer.echo(json.dumps([
+            {"target": r.target, "packages": r.packages, "files": r.files, "bytes": r.bytes,
+             "seconds": round(r.seconds, 3), "status": r.status, "ok": r.error is None,
+             "bundle": str(r.bundle) if r.bundle else None}
+            for r in rows
+        ], indent=2))
+    elif not quiet:
+        from rich.table import Table  # noqa: PLC0415
+
+        table = Table(title=f"lockship run {pipeline}", title_justify="left")
+        for column in ("target", "packages", "files", "size", "time", "status"):
+            numeric = column in ("packages", "files", "size", "time")
+            table.add_column(column, justify="right" if numeric else "left")
+        for r in rows:
+            table.add_row(
+                r.target, str(r.packages), str(r.files) if r.files else "-",
+                _size(r.bytes) if r.bytes else "-", f"{r.seconds:.2f} s", r.status,
+            )
+        Console(highlight=False).print(table)
+    failed = [r for r in rows if r.error is not None]
+    for row in failed:
+        assert row.error is not None  # noqa: S101 - filtered above
+        err.print(f"lockship: error: {row.target}: {row.error}", markup=False)
+        if row.error.hint:
+            err.print(f"  hint: {row.error.hint}", markup=False)
+    if failed:
+        raise typer.Exit(int(failed[0].error.exit_code))  # type: ignore[union-attr]
+    if check and any(r.status.startswith("lock out of date") for r in rows):
+        raise typer.Exit(int(ExitCode.CHANGED))
+
+
+class DiffFormat(str, enum.Enum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+
+
+@app.command("diff")
+def diff_command(
+    old: Path = typer.Argument(..., help="Old lock (pylock.<target>.toml), bundle or .tar."),
+    new: Path = typer.Argument(..., help="New lock, bundle or .tar for the same target."),
+    output_format: DiffFormat = typer.Option(
+        DiffFormat.table, "--format", "-f", help="table (default), markdown or json."
+    ),
+    verbose: bool = VERBOSE,
+) -> None:
+    """Show what changed between two transfers, red flags first.
+
+    Exit 0: no changes; 1: changes; 11: red flags (re-uploads, new sdists or
+    built wheels, new or moved index origins).
+    """
+    from lockship.diff import diff, label, load_view, render_json, render_markdown  # noqa: PLC0415
+
+    with _errors(verbose):
+        with load_view(old) as before, load_view(new) as after:
+            result = diff(before, after)
+    if output_format is DiffFormat.json:
+        typer.echo(render_json(result), nl=False)
+    elif output_format is DiffFormat.markdown:
+        typer.echo(render_markdown(result), nl=False)
+    else:
+        from rich.table import Table  # noqa: PLC0415
+
+        console = Console(highlight=False)
+        if not result.changes:
+            console.print(f"no changes between {old} and {new} ({result.target})", markup=False)
+        for title, changes in (("RED FLAGS", result.red_flags),
+                               ("changes", [c for c in result.changes if not c.red_flag])):
+            if not changes:
+                continue
+            table = Table(title=f"{title} ({len(changes)})", title_justify="left")
+            for column in ("change", "package", "old", "new", "detail"):
+                table.add_column(column)
+            for c in changes:
+                table.add_row(label(c), c.name, c.old, c.new, c.detail)
+            console.print(table)
+    if result.red_flags:
+        raise typer.Exit(int(ExitCode.RED_FLAGS))
+    raise typer.Exit(int(ExitCode.CHANGED if result.changes else ExitCode.OK))
 
 
 def main() -> None:

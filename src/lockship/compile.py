@@ -8,6 +8,7 @@ when several targets need them.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,12 +35,12 @@ from lockship.models import (
     LockSettings,
     TargetInfo,
 )
-from lockship.requirements import Inputs
+from lockship.requirements import Inputs, merge_inputs, read_pyproject, read_requirements
 from lockship.resolve import Resolution, ResolveOptions, Root, resolve
 from lockship.sdists import build_env
 from lockship.targets import Target
 
-__all__ = ["LockReporter", "LockRequest", "TargetResult", "lock"]
+__all__ = ["LockReporter", "LockRequest", "TargetResult", "gather_inputs", "lock"]
 
 DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01, the zip epoch
 
@@ -80,6 +81,7 @@ class LockRequest:
     jobs: int = 16
     command: str = "lockship lock"
     check: bool = False
+    reuse: bool = False  # keep a lock whose inputs did not change, without resolving
     cache_dir: Optional[Path] = None
 
 
@@ -97,6 +99,44 @@ class TargetResult:
     @property
     def sdists(self) -> int:
         return sum(1 for p in self.lock.packages if p.artifact.kind == "sdist")
+
+
+def gather_inputs(
+    requirement_files: Sequence[Path],
+    constraint_files: Sequence[Path] = (),
+    *,
+    extras: Sequence[str] = (),
+    all_extras: bool = False,
+    groups: Sequence[str] = (),
+    base: Path = Path(),
+) -> Inputs:
+    """Read the requirement inputs; with none given, ``requirements.in`` or ``pyproject.toml``.
+
+    :param base: directory the default files are looked for in.
+    :raises InputError: when there is nothing to read, or a file is malformed.
+    """
+    files = list(requirement_files)
+    if not files:
+        for default in ("requirements.in", "pyproject.toml"):
+            if (base / default).is_file():
+                files = [base / default]
+                break
+        else:
+            raise InputError(
+                "no inputs found",
+                where=str(base.resolve()),
+                hint="pass -r requirements.in, or create requirements.in or a pyproject.toml",
+            )
+    parts = []
+    plain = [f for f in files if f.name != "pyproject.toml"]
+    if plain or constraint_files:
+        parts.append(read_requirements(plain, constraints=constraint_files))
+    parts.extend(
+        read_pyproject(f, extras=extras, all_extras=all_extras, groups=groups)
+        for f in files
+        if f.name == "pyproject.toml"
+    )
+    return merge_inputs(*parts)
 
 
 def _display(path: Path) -> str:
@@ -211,7 +251,10 @@ def _build_lock(
 
 
 def check_lock(request: LockRequest, target: Target) -> TargetResult:
-    """Compare a target's lock on disk with its inputs, without resolving."""
+    """Compare a target's lock on disk with its inputs, without resolving.
+
+    :raises InputError: when there is no readable lock.
+    """
     started = time.monotonic()
     txt, toml = lock_paths(request.output_dir, target.name)
     current = read_lock(toml)
@@ -305,6 +348,15 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
         reporter.target_started(target)
         started = time.monotonic()
         txt, toml = lock_paths(request.output_dir, target.name)
+        if request.reuse and toml.is_file():
+            try:
+                kept = check_lock(request, target)
+            except InputError:
+                kept = None  # unreadable: lock afresh
+            if kept is not None and not kept.changed:
+                reporter.target_finished(kept)
+                results.append(kept)
+                continue
         options = ResolveOptions(
             exclude_newer=request.exclude_newer,
             pre=request.pre,

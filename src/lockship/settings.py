@@ -75,26 +75,48 @@ class LockConfig(BaseModel):
         return value
 
 
-def key_line(text: str, key: str) -> Optional[int]:
-    """1-based line of the first ``key =`` in ``text`` (TOML parsers keep no positions)."""
-    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=", re.MULTILINE)
-    match = pattern.search(text)
-    return text.count("\n", 0, match.start()) + 1 if match else None
+_TABLE = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$")
 
 
-def validation_error(exc: ValidationError, *, path: Path, text: str, table: str) -> InputError:
-    """Turn pydantic's first error into "file:line: [table] key: message"."""
+def key_line(text: str, key: str, table: Optional[str] = None) -> Optional[int]:
+    """1-based line of ``key =`` (inside ``[table]`` when given), or of ``[key]`` itself.
+
+    TOML parsers keep no positions, so error messages find the line again here.
+    """
+    current = ""
+    assignment = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _TABLE.match(line)
+        if header:
+            current = header.group(1).strip()
+            if table is None and current == key:
+                return number
+        elif (table is None or current == table) and assignment.match(line):
+            return number
+    return None
+
+
+def validation_error(
+    exc: ValidationError, *, path: Path, text: str, table: Optional[str]
+) -> InputError:
+    """Turn pydantic's first error into "file:line: [table] key: message".
+
+    :param table: the TOML table the model was read from; None when the
+        model is the whole document and its first-level keys are tables.
+    """
     first = exc.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or table
-    leaf = str(first["loc"][0]) if first["loc"] else ""
-    line = key_line(text, leaf) if leaf else None
+    loc = [str(part) for part in first["loc"] if not isinstance(part, int)]
+    if table is None:
+        table, loc = (loc[0], loc[1:]) if loc else ("", [])
+    key = ".".join(loc)
+    line = key_line(text, loc[0], table) if loc else key_line(text, table)
     where = f"{path}:{line}" if line else str(path)
     message = first["msg"]
     if first["type"] == "extra_forbidden":
-        message = "unknown key"
+        message = "unknown key" if key else "unknown table"
     elif "ctx" in first and "error" in first["ctx"]:
         message = str(first["ctx"]["error"])
-    return InputError(f"[{table}] {key}: {message}", where=where)
+    return InputError(f"[{table}]{' ' + key if key else ''}: {message}", where=where)
 
 
 def load_tool_config(path: Path) -> Optional[LockConfig]:
@@ -115,6 +137,10 @@ def load_tool_config(path: Path) -> Optional[LockConfig]:
         return LockConfig.model_validate(table)
     except ValidationError as exc:
         raise validation_error(exc, path=path, text=text, table="tool.lockship") from None
-    except InputError as exc:
-        line = key_line(text, "exclude-newer")
-        raise InputError(exc.message, where=f"{path}:{line}", hint=exc.hint) from None
+    except InputError as exc:  # raised by a field validator (exclude-newer)
+        line = key_line(text, exc.where or "", "tool.lockship")
+        raise InputError(
+            f"[tool.lockship] {exc.where}: {exc.message}",
+            where=f"{path}:{line}" if line else str(path),
+            hint=exc.hint,
+        ) from None

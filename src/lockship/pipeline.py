@@ -1,0 +1,384 @@
+"""Pipelines: ``lockship run pipelines/<name>.toml`` locks, fetches and signs every target.
+
+A pipeline file is declarative and lives in the operator's repository::
+
+    [pipeline]
+    output = "../dist/demo"        # bundles: <output>/<target>/
+    locks = "../locks/demo"        # lock files
+
+    [lock]                         # the keys of [tool.lockship]
+    requirements = ["demo.in"]
+    targets = ["linux-cp39"]
+    exclude-newer = "2026-11-01T00:00:00Z"
+
+    [fetch]
+    include-self = false
+
+    [sign]
+    key = "~/.ssh/lockship_ed25519"   # no key: a throwaway key is made, and the run says so
+    identity = "release"
+    archive = true
+
+Relative paths are relative to the pipeline file's directory. Runs are
+incremental: a target whose inputs did not change keeps its lock without
+resolving, a complete bundle is not fetched again, and a signature that still
+verifies with the configured key is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from lockship import sshsig
+from lockship._compat import tomllib
+from lockship._fs import atomic_write_bytes, atomic_write_text
+from lockship.bundle import FetchReporter, FetchRequest, fetch
+from lockship.compile import LockReporter, LockRequest, gather_inputs, lock
+from lockship.config import IndexConfig, load_index_config
+from lockship.errors import InputError, LockshipError, SignatureError
+from lockship.lockfile import lock_paths
+from lockship.settings import LockConfig, key_line, validation_error
+from lockship.targets import DEFAULT_FLOORS, Floors, Target, parse_floor, parse_target
+
+__all__ = ["Pipeline", "TargetRun", "load_pipeline", "run_pipeline"]
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=_kebab, populate_by_name=True
+    )
+
+
+class PipelineTable(_Table):
+    name: Optional[str] = None
+    output: str = "dist"
+    locks: str = "locks"
+
+
+class FetchTable(_Table):
+    include_self: bool = False
+    jobs: int = 8
+
+
+class SignTable(_Table):
+    key: Optional[str] = None
+    passphrase_file: Optional[str] = None
+    identity: Optional[str] = None
+    archive: bool = False
+
+
+class PipelineFile(_Table):
+    pipeline: PipelineTable = PipelineTable()
+    lock: LockConfig
+    fetch: FetchTable = FetchTable()
+    sign: SignTable = SignTable()
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    path: Path
+    name: str
+    spec: PipelineFile
+    base: Path  # the pipeline file's directory: relative paths start here
+
+    def resolve(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return Path(os.path.normpath(path if path.is_absolute() else self.base / path))
+
+    @property
+    def output(self) -> Path:
+        return self.resolve(self.spec.pipeline.output)
+
+    @property
+    def locks(self) -> Path:
+        return self.resolve(self.spec.pipeline.locks)
+
+    @property
+    def command(self) -> str:
+        return f"lockship run {self.path.as_posix()}"
+
+
+def load_pipeline(path: Path) -> Pipeline:
+    """Read and validate a pipeline file.
+
+    :raises InputError: naming the file, the line and the key of the first problem.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+        document = tomllib.loads(text)
+    except OSError as exc:
+        raise InputError(f"cannot read pipeline: {exc.strerror}", where=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"invalid TOML: {exc}", where=str(path)) from None
+    if "lock" not in document:
+        raise InputError(
+            "no [lock] table",
+            where=str(path),
+            hint="a pipeline needs at least [lock] with requirements and targets",
+        )
+    try:
+        spec = PipelineFile.model_validate(document)
+    except ValidationError as exc:
+        raise validation_error(exc, path=path, text=text, table=None) from None
+    except InputError as exc:  # raised by a field validator (exclude-newer)
+        line = key_line(text, exc.where or "", "lock")
+        raise InputError(
+            f"[lock] {exc.where}: {exc.message}",
+            where=f"{path}:{line}" if line else str(path),
+            hint=exc.hint,
+        ) from None
+    if not spec.lock.targets:
+        line = key_line(text, "targets", "lock") or key_line(text, "lock")
+        raise InputError(
+            "[lock] targets: no target listed",
+            where=f"{path}:{line}" if line else str(path),
+            hint='e.g. targets = ["linux-cp39"]',
+        )
+    return Pipeline(path, spec.pipeline.name or path.stem, spec, path.parent)
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+@dataclass
+class TargetRun:
+    """One row of the summary table."""
+
+    target: str
+    packages: int = 0
+    files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    steps: list[str] = field(default_factory=list)
+    bundle: Optional[Path] = None
+    error: Optional[LockshipError] = None
+
+    @property
+    def status(self) -> str:
+        return f"failed: {self.error}" if self.error else ", ".join(self.steps)
+
+
+class RunReporter(LockReporter, FetchReporter, Protocol):
+    """What the CLI implements to draw progress; all methods may be no-ops."""
+
+    def note(self, message: str) -> None: ...
+
+
+def _floors(config: LockConfig) -> Floors:
+    return Floors(
+        glibc=parse_floor(config.glibc, what="glibc") if config.glibc else DEFAULT_FLOORS.glibc,
+        musl=parse_floor(config.musl, what="musl") if config.musl else DEFAULT_FLOORS.musl,
+        macos=parse_floor(config.macos, what="macos") if config.macos else DEFAULT_FLOORS.macos,
+    )
+
+
+def _targets(pipeline: Pipeline) -> list[Target]:
+    floors = _floors(pipeline.spec.lock)
+    out = []
+    for spec in pipeline.spec.lock.targets:
+        probe = pipeline.resolve(spec)
+        out.append(parse_target(str(probe) if probe.is_file() else spec, floors))
+    return out
+
+
+def _index_config(pipeline: Pipeline, file_options: Any) -> IndexConfig:
+    cfg = pipeline.spec.lock
+    return load_index_config(
+        use_pip_config=cfg.use_pip_config,
+        file_options={
+            "index_url": file_options.index_url,
+            "extra_index_urls": list(file_options.extra_index_urls),
+            "find_links": list(file_options.find_links),
+            "no_index": file_options.no_index,
+            "trusted_hosts": list(file_options.trusted_hosts),
+        },
+        index_url=cfg.index_url,
+        extra_index_urls=cfg.extra_index_urls,
+        find_links=[str(pipeline.resolve(f)) if "://" not in f else f for f in cfg.find_links],
+        no_index=cfg.no_index,
+        strategy=cfg.index_strategy,
+    )
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    check: bool = False,
+    upgrade: bool = False,
+    offline: bool = False,
+    reporter: Optional[RunReporter] = None,
+    cache_dir: Optional[Path] = None,
+) -> list[TargetRun]:
+    """Lock, fetch and sign every target of ``pipeline``; one row per target.
+
+    A target that fails does not stop the others; its row carries the error.
+    With ``check``, nothing is written: each row says whether its lock is current.
+    """
+    cfg = pipeline.spec.lock
+    inputs = gather_inputs(
+        [pipeline.resolve(f) for f in cfg.requirements],
+        [pipeline.resolve(f) for f in cfg.constraints],
+        extras=cfg.extras,
+        all_extras=cfg.all_extras,
+        groups=cfg.groups,
+        base=pipeline.base,
+    )
+    index_config = _index_config(pipeline, inputs.options)
+    key = None if check else _signing_key(pipeline, reporter)
+    rows = []
+    for target in _targets(pipeline):
+        row = TargetRun(target.name)
+        started = time.monotonic()
+        try:
+            _run_target(
+                pipeline, target, row,
+                request=LockRequest(
+                    inputs=inputs,
+                    targets=(target,),
+                    index_config=index_config,
+                    output_dir=pipeline.locks,
+                    exclude_newer=cfg.exclude_newer,
+                    pre=cfg.pre or inputs.options.pre,
+                    only_binary=frozenset([*cfg.only_binary, *inputs.options.only_binary]),
+                    upgrade=frozenset([":all:"] if upgrade else []),
+                    extras=tuple(cfg.extras),
+                    groups=tuple(cfg.groups),
+                    offline=offline,
+                    command=pipeline.command,
+                    check=check,
+                    reuse=not upgrade,
+                    cache_dir=cache_dir,
+                ),
+                key=key,
+                reporter=reporter,
+            )
+        except LockshipError as exc:
+            row.error = exc
+        row.seconds = time.monotonic() - started
+        rows.append(row)
+    return rows
+
+
+def _run_target(
+    pipeline: Pipeline,
+    target: Target,
+    row: TargetRun,
+    *,
+    request: LockRequest,
+    key: Optional[tuple[sshsig.SigningKey, str]],
+    reporter: Optional[RunReporter],
+) -> None:
+    (result,) = lock(request, reporter)
+    row.packages = len(result.lock.packages)
+    if request.check:
+        row.steps.append(
+            "lock out of date: " + "; ".join(result.reasons) if result.changed else "lock current"
+        )
+        return
+    row.steps.append("locked" if result.changed else "lock unchanged")
+    dest = pipeline.output / target.name
+    fetched = fetch(
+        FetchRequest(
+            lock_path=lock_paths(pipeline.locks, target.name)[1],
+            dest=dest,
+            target=target,
+            index_config=request.index_config,
+            offline=request.offline,
+            jobs=pipeline.spec.fetch.jobs,
+            cache_dir=request.cache_dir,
+        ),
+        reporter,
+    )
+    row.files, row.bytes, row.bundle = len(fetched.record.files), fetched.total_bytes, dest
+    row.steps.append(f"fetched {fetched.downloaded}" if fetched.changed else "bundle complete")
+    assert key is not None  # noqa: S101 - made or loaded unless check
+    signed = _sign(dest, *key)
+    row.steps.append(signed)
+    if pipeline.spec.sign.archive:
+        from lockship.archive import archive_mtime, write_archive  # noqa: PLC0415
+
+        archive = pipeline.output / f"{dest.name}.tar"
+        if signed == "signed" or not archive.with_name(archive.name + ".sha256").is_file():
+            write_archive(dest, pipeline.output, mtime=archive_mtime(dest))
+            row.steps.append(f"archived {archive.name}")
+        else:
+            row.steps.append("archive current")
+
+
+def _sign(bundle: Path, key: sshsig.SigningKey, identity: str) -> str:
+    from lockship.manifest import SIGN_OUTPUTS, sign_bundle  # noqa: PLC0415
+
+    sums, signature = bundle / "SHA256SUMS", bundle / "SHA256SUMS.sig"
+    if all((bundle / name).is_file() for name in SIGN_OUTPUTS):
+        # fetch removes the sign outputs whenever it changes a bundle, so a
+        # complete set signed by this very key means nothing changed since.
+        line = key.allowed_signers_line(identity, namespaces="lockship")
+        signers = sshsig.parse_allowed_signers(line, source="the configured key")
+        try:
+            sshsig.verify(sums.read_bytes(), signature.read_text(), signers, identity=identity)
+        except (SignatureError, InputError, OSError):
+            pass
+        else:
+            return "signature current"
+    sign_bundle(bundle, key, identity=identity)
+    return "signed"
+
+
+def _signing_key(
+    pipeline: Pipeline, reporter: Optional[RunReporter]
+) -> tuple[sshsig.SigningKey, str]:
+    """The key and identity to sign with; a throwaway key when none is configured."""
+    table = pipeline.spec.sign
+    if table.key:
+        passphrase = None
+        if table.passphrase_file:
+            passphrase = pipeline.resolve(table.passphrase_file).read_bytes().rstrip(b"\r\n")
+        elif os.environ.get("LOCKSHIP_KEY_PASSPHRASE"):
+            passphrase = os.environ["LOCKSHIP_KEY_PASSPHRASE"].encode()
+        key = sshsig.load_signing_key(pipeline.resolve(table.key), passphrase)
+        return key, table.identity or key.comment
+    # Beside the bundles, never inside one.
+    directory = pipeline.output / "throwaway-signing-key"
+    path = directory / "id_ed25519"
+    if not path.is_file():
+        _make_throwaway_key(path)
+    key = sshsig.load_signing_key(path)
+    identity = table.identity or f"{pipeline.name}-throwaway"
+    signers = directory / "allowed_signers"
+    atomic_write_text(signers, key.allowed_signers_line(identity, namespaces="lockship") + "\n")
+    if reporter is not None:
+        reporter.note(
+            f"no [sign] key configured: signing with a THROWAWAY key, {path}; verify with "
+            f"--allowed-signers {signers} --identity {identity}. Configure [sign] key for "
+            "real transfers."
+        )
+    return key, identity
+
+
+def _make_throwaway_key(path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+        Ed25519PrivateKey,
+    )
+
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    public = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    atomic_write_bytes(path, pem, mode=0o600)
+    atomic_write_bytes(path.with_name(path.name + ".pub"), public + b"\n")
