@@ -87,6 +87,7 @@ class FetchRequest:
     offline: bool = False
     jobs: int = 8
     cache_dir: Optional[Path] = None
+    include_self: bool = False  # also carry lockship and its dependencies for the target
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def fetch(request: FetchRequest, reporter: Optional[FetchReporter] = None) -> Fe
     dest = request.dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(dest.parent / f".{dest.name}.lock", what=f"bundle {dest}", wait=0):
-        current = _complete_bundle(dest, lock)
+        current = _complete_bundle(dest, lock, include_self=request.include_self)
         if current is not None:
             reporter.started(len(current.files), 0, 0)
             return FetchResult(
@@ -138,13 +139,27 @@ def fetch(request: FetchRequest, reporter: Optional[FetchReporter] = None) -> Fe
         cache = Cache(request.cache_dir or default_cache_dir())
         http = HttpClient(request.index_config, pool_size=request.jobs, offline=request.offline)
         plan = [_Planned(p) for p in lock.packages]
-        downloaded, downloaded_bytes = _download_all(plan, cache, http, request.jobs, reporter)
-        built = _build_sdists(plan, cache, http, lock, request)
-        for item in plan:
+        self_plan = []
+        if request.include_self:
+            from lockship.selfbundle import lock_self  # noqa: PLC0415
+
+            self_plan = [_Planned(p) for p in lock_self(lock, request).packages]
+        everything = plan + self_plan
+        downloaded, downloaded_bytes = _download_all(
+            everything, cache, http, request.jobs, reporter
+        )
+        built = _build_sdists(everything, cache, http, lock, request)
+        for item in everything:
             _check_wheel_metadata(item)
             if item.package.artifact.kind == "sdist":
                 reporter.file_done(item.wheel_name, "build")
-        record = _assemble(dest, lock, plan, request)
+        if request.include_self:
+            from lockship.selfbundle import build_self  # noqa: PLC0415
+
+            package, wheel, provenance = build_self(cache, lock, request)
+            self_plan.append(_Planned(package, wheel, wheel, wheel.name, provenance))
+            _check_wheel_metadata(self_plan[-1])
+        record = _assemble(dest, lock, plan, request, self_plan)
     return FetchResult(
         dest, record, downloaded, downloaded_bytes, built, changed=True,
         seconds=time.monotonic() - started,
@@ -166,7 +181,7 @@ def _check_target(lock: Lock, target: Target, path: Path) -> None:
         )
 
 
-def _complete_bundle(dest: Path, lock: Lock) -> Optional[BundleRecord]:
+def _complete_bundle(dest: Path, lock: Lock, *, include_self: bool) -> Optional[BundleRecord]:
     """The bundle's record if it already holds exactly this lock's files, else None."""
     try:
         record = BundleRecord.model_validate_json((dest / "bundle.json").read_bytes())
@@ -174,9 +189,11 @@ def _complete_bundle(dest: Path, lock: Lock) -> Optional[BundleRecord]:
         return None
     if record.lock_fingerprint != lock.fingerprint or record.lockship_version != __version__:
         return None
+    if (record.self_requirements is not None) != include_self:
+        return None
     expected = {f.path for f in record.files}
     present = {f"wheels/{p.name}" for p in (dest / "wheels").glob("*")}
-    if expected != present or len(record.files) != len(lock.packages):
+    if expected != present:
         return None
     for item in record.files:
         path = dest / item.path
@@ -379,15 +396,60 @@ def render_bundle_requirements(lock: Lock, files: Sequence[BundleFile]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SELF_REQUIREMENTS = "lockship-requirements.txt"
+
+
 def _assemble(
-    dest: Path, lock: Lock, plan: Sequence[_Planned], request: FetchRequest
+    dest: Path,
+    lock: Lock,
+    plan: Sequence[_Planned],
+    request: FetchRequest,
+    self_plan: Sequence[_Planned] = (),
 ) -> BundleRecord:
     wheels_dir = dest / "wheels"
     wheels_dir.mkdir(parents=True, exist_ok=True)
     lock_name = request.lock_path.name
     # A changed bundle invalidates an earlier signature: remove its outputs first.
-    for name in (*SIGN_OUTPUTS, "bundle.json"):
+    for name in (*SIGN_OUTPUTS, "bundle.json", SELF_REQUIREMENTS):
         (dest / name).unlink(missing_ok=True)
+    files = _place_all(wheels_dir, plan, lock_name)
+    self_files = _place_all(wheels_dir, self_plan, lock_name)
+    by_path = {f.path: f for f in files}
+    for item in self_files:
+        other = by_path.setdefault(item.path, item)
+        if other.sha256 != item.sha256:
+            raise IntegrityError(
+                f"the bundle's lock and lockship's own lock want different files named "
+                f"{Path(item.path).name}",
+                where=str(dest),
+            )
+    keep = {Path(path).name for path in by_path}
+    for stale in wheels_dir.iterdir():
+        if stale.name not in keep:
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
+    atomic_write_bytes(dest / lock_name, request.lock_path.read_bytes())
+    atomic_write_text(dest / "requirements.txt", render_bundle_requirements(lock, files))
+    if self_plan:
+        atomic_write_text(dest / SELF_REQUIREMENTS, render_bundle_requirements(lock, self_files))
+    record = BundleRecord(
+        lockship_version=__version__,
+        target=lock.target,
+        lock_file=lock_name,
+        lock_fingerprint=lock.fingerprint,
+        inputs=lock.inputs,
+        exclude_newer=lock.exclude_newer,
+        files=tuple(sorted(by_path.values(), key=lambda f: f.path)),
+        self_requirements=SELF_REQUIREMENTS if self_plan else None,
+    )
+    text = json.dumps(record.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+    atomic_write_text(dest / "bundle.json", text)
+    return record
+
+
+def _place_all(wheels_dir: Path, plan: Sequence[_Planned], lock_name: str) -> list[BundleFile]:
     files: list[BundleFile] = []
     for item in plan:
         assert item.wheel is not None  # noqa: S101 - set by download/build
@@ -410,25 +472,4 @@ def _assemble(
                 built_from=item.built_from,
             )
         )
-    keep = {Path(f.path).name for f in files}
-    for stale in wheels_dir.iterdir():
-        if stale.name not in keep:
-            if stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale)
-            else:
-                stale.unlink()
-    files.sort(key=lambda f: f.path)
-    atomic_write_bytes(dest / lock_name, request.lock_path.read_bytes())
-    atomic_write_text(dest / "requirements.txt", render_bundle_requirements(lock, files))
-    record = BundleRecord(
-        lockship_version=__version__,
-        target=lock.target,
-        lock_file=lock_name,
-        lock_fingerprint=lock.fingerprint,
-        inputs=lock.inputs,
-        exclude_newer=lock.exclude_newer,
-        files=tuple(files),
-    )
-    text = json.dumps(record.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
-    atomic_write_text(dest / "bundle.json", text)
-    return record
+    return files

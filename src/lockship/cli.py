@@ -462,6 +462,12 @@ def fetch_command(
     ),
     jobs: int = typer.Option(8, "--jobs", "-j", min=1, max=64, help="Parallel downloads."),
     offline: bool = typer.Option(False, "--offline", help="Fill the bundle from the cache only."),
+    include_self: bool = typer.Option(
+        False,
+        "--include-self",
+        help="Also carry lockship and its dependencies for the target "
+        "(installable with lockship-requirements.txt).",
+    ),
     glibc: Optional[str] = typer.Option(None, help="glibc floor used when locking."),
     musl: Optional[str] = typer.Option(None, help="musl floor used when locking."),
     macos: Optional[str] = typer.Option(None, help="macOS floor used when locking."),
@@ -494,6 +500,7 @@ def fetch_command(
             offline=offline,
             jobs=jobs,
             cache_dir=cache_dir,
+            include_self=include_self,
         )
         with _FetchProgress(quiet or json_output) as progress:
             result = fetch(request, progress)

@@ -296,6 +296,7 @@ def _run_target(
             offline=request.offline,
             jobs=pipeline.spec.fetch.jobs,
             cache_dir=request.cache_dir,
+            include_self=pipeline.spec.fetch.include_self,
         ),
         reporter,
     )
