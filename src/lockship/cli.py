@@ -748,7 +748,13 @@ def run_command(
         table = Table(title=f"lockship run {pipeline}", title_justify="left")
         for column in ("target", "packages", "files", "size", "time", "status"):
             numeric = column in ("packages", "files", "size", "time")
-            table.add_column(column, justify="right" if numeric else "left")
+            # Short columns stay whole; the status column wraps.
+            table.add_column(
+                column,
+                justify="right" if numeric else "left",
+                no_wrap=column != "status",
+                overflow="fold",
+            )
         for r in rows:
             table.add_row(
                 r.target, str(r.packages), str(r.files) if r.files else "-",
@@ -808,7 +814,7 @@ def diff_command(
                 continue
             table = Table(title=f"{title} ({len(changes)})", title_justify="left")
             for column in ("change", "package", "old", "new", "detail"):
-                table.add_column(column)
+                table.add_column(column, overflow="fold")
             for c in changes:
                 table.add_row(label(c), c.name, c.old, c.new, c.detail)
             console.print(table)

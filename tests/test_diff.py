@@ -1,0 +1,155 @@
+"""``lockship diff``: each change kind and each red flag, on locks made by the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime, timezone
+
+import pytest
+from typer.testing import CliRunner
+
+from lockship.cli import app
+from pkgbuild import make_sdist, make_wheel
+
+EARLY = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def indexes(tmp_path, monkeypatch, index_server, backend_wheel):
+    monkeypatch.chdir(tmp_path)
+    main, other = index_server(), index_server()
+    built = tmp_path / "built"
+    built.mkdir()
+    for name, version in [("alpha", "1.0"), ("alpha", "2.0"), ("beta", "1.0"), ("gamma", "1.0")]:
+        main.add(make_wheel(built, name, version), upload_time=EARLY)
+    main.add(make_sdist(built, "srconly", "1.0"), upload_time=EARLY)
+    main.add(backend_wheel, upload_time=EARLY)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other.add(make_wheel(other_dir, "delta", "1.0"), upload_time=EARLY)
+    # a re-upload: same name and version as main's gamma 1.0, different bytes
+    other.add(make_wheel(other_dir, "gamma", "1.0", files={"gamma/extra.py": b"x = 1\n"}), upload_time=EARLY)
+    other.add(make_wheel(other_dir, "alpha", "1.0"), upload_time=EARLY)
+    return main, other
+
+
+def lock_into(directory: str, requirements: str, *indexes: str) -> str:
+    with open("requirements.in", "w") as handle:
+        handle.write(requirements)
+    args = ["lock", "--no-pip-config", "-q", "--target", "linux-cp39", "-U", "-o", directory,
+            "--index-url", indexes[0], "--index-strategy", "unsafe-first-match"]
+    for url in indexes[1:]:
+        args += ["--extra-index-url", url]
+    code, _, err = run(*args)
+    assert code == 0, err
+    return f"{directory}/pylock.linux-cp39.toml"
+
+
+def kinds(old: str, new: str) -> tuple[int, dict[str, list[dict]]]:
+    code, out, _ = run("diff", old, new, "--format", "json")
+    document = json.loads(out)
+    found: dict[str, list[dict]] = {}
+    for change in document["changes"]:
+        found.setdefault(change["kind"], []).append(change)
+    assert document["red_flags"] == sum(1 for c in document["changes"] if c["red_flag"])
+    return code, found
+
+
+def test_no_changes_exits_0(indexes):
+    main, _ = indexes
+    old = lock_into("a", "alpha==1.0\nbeta\n", main.simple_url)
+    new = lock_into("b", "alpha==1.0\nbeta\n", main.simple_url)
+    code, out, _ = run("diff", old, new)
+    assert code == 0
+    assert "no changes" in out
+
+
+def test_ordinary_changes_exit_1(indexes):
+    main, _ = indexes
+    old = lock_into("a", "alpha==1.0\nbeta\n", main.simple_url)
+    new = lock_into("b", "alpha==2.0\ngamma\n", main.simple_url)
+    code, found = kinds(old, new)
+    assert code == 1
+    assert [(c["name"], c["old"], c["new"]) for c in found["upgraded"]] == [("alpha", "1.0", "2.0")]
+    assert [c["name"] for c in found["removed"]] == ["beta"]
+    assert [c["name"] for c in found["added"]] == ["gamma"]
+    assert found["file-added"][0]["detail"] == "alpha-2.0-py3-none-any.whl"
+    assert found["file-removed"][0]["detail"] == "alpha-1.0-py3-none-any.whl"
+    code, found = kinds(new, old)
+    assert [(c["name"], c["old"], c["new"]) for c in found["downgraded"]] == [("alpha", "2.0", "1.0")]
+
+
+def test_same_version_with_a_new_hash_is_a_red_flag(indexes):
+    main, other = indexes
+    old = lock_into("a", "gamma==1.0\n", main.simple_url)
+    new = lock_into("b", "gamma==1.0\n", other.simple_url, main.simple_url)
+    code, found = kinds(old, new)
+    assert code == 11
+    assert found["same-version-new-hash"][0]["name"] == "gamma"
+    assert "gamma-1.0-py3-none-any.whl: sha256" in found["same-version-new-hash"][0]["detail"]
+    assert found["moved-index"][0]["name"] == "gamma"
+
+
+def test_new_sdist_and_new_origin_are_red_flags(indexes):
+    main, other = indexes
+    old = lock_into("a", "alpha==1.0\n", main.simple_url)
+    new = lock_into("b", "alpha==1.0\nsrconly\ndelta\n", main.simple_url, other.simple_url)
+    code, found = kinds(old, new)
+    assert code == 11
+    assert found["new-sdist"][0]["detail"] == "srconly-1.0.tar.gz"
+    assert found["new-origin"][0]["name"] == "delta"
+    assert found["new-origin"][0]["detail"] == other.simple_url
+
+
+def test_markdown_puts_red_flags_first(indexes):
+    main, other = indexes
+    old = lock_into("a", "alpha==1.0\n", main.simple_url)
+    new = lock_into("b", "alpha==1.0\nsrconly\nbeta\n", main.simple_url)
+    code, out, _ = run("diff", old, new, "--format", "markdown")
+    assert code == 11
+    assert out.index("### Red flags (1)") < out.index("### Changes")
+    assert "| new sdist | srconly |  | 1.0 | srconly-1.0.tar.gz |" in out
+
+
+def test_bundles_and_archives_show_built_wheels(indexes, tmp_path):
+    main, _ = indexes
+    lock_into("locks", "alpha==1.0\n", main.simple_url)
+    assert run("fetch", "--target", "linux-cp39", "-q", "--no-pip-config", "--dest", "old")[0] == 0
+    lock_into("locks", "alpha==1.0\nsrconly\n", main.simple_url)
+    assert run("fetch", "--target", "linux-cp39", "-q", "--no-pip-config", "--dest", "new")[0] == 0
+    code, found = kinds("old", "new")
+    assert code == 11
+    assert found["new-built-wheel"][0]["detail"] == "srconly-1.0-py3-none-any.whl"
+    # archives compare the same way (they are extracted safely first)
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "r", "-f", str(key)], check=True)
+    for bundle in ("old", "new"):
+        assert run("sign", bundle, "--key", str(key), "--identity", "r", "--archive", "-q")[0] == 0
+    code, found = kinds("old.tar", "new.tar")
+    assert code == 11
+    assert found["new-built-wheel"][0]["name"] == "srconly"
+
+
+def test_different_targets_are_refused(indexes):
+    main, _ = indexes
+    old = lock_into("a", "alpha==1.0\n", main.simple_url)
+    code, _, err = run("lock", "--no-pip-config", "-q", "--target", "linux-cp311", "-o", "b",
+                       "--index-url", main.simple_url)
+    assert code == 0, err
+    code, _, err = run("diff", old, "b/pylock.linux-cp311.toml")
+    assert code == 3
+    assert "same target" in err
+
+
+def test_missing_input_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run("diff", "nope.toml", "also-nope")
+    assert code == 3
+    assert "nope.toml" in err
+    assert "Traceback" not in err

@@ -1,0 +1,137 @@
+"""``lockship run``: a pipeline over the suite's own index, two targets, incremental."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lockship.cli import app
+from pkgbuild import make_wheel
+
+EARLY = datetime(2024, 1, 1, tzinfo=timezone.utc)
+TARGETS = Path(__file__).parent / "data" / "targets"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, index_server, wheel_dir):
+    monkeypatch.chdir(tmp_path)
+    server = index_server()
+    server.add(make_wheel(wheel_dir, "app-core", "1.0", requires_dist=['tomli; python_version < "3.11"']), upload_time=EARLY)
+    server.add(make_wheel(wheel_dir, "tomli", "2.0"), upload_time=EARLY)
+    server.add(make_wheel(wheel_dir, "extra-tool", "1.0"), upload_time=EARLY)
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    (pipelines / "app.in").write_text("app-core\n")
+    key = tmp_path / "keys" / "release"
+    key.parent.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "release", "-f", str(key)], check=True)
+    (pipelines / "app.toml").write_text(f"""
+[pipeline]
+output = "../dist"
+locks = "../locks"
+
+[lock]
+requirements = ["app.in"]
+targets = ["{TARGETS / 'bullseye-amd64.json'}", "linux_aarch64-cp311"]
+index-url = "{server.simple_url}"
+use-pip-config = false
+exclude-newer = "2024-06-01"
+
+[sign]
+key = "../keys/release"
+identity = "release"
+archive = true
+""")
+    return tmp_path, server
+
+
+def rows(out: str) -> dict[str, dict]:
+    return {row["target"]: row for row in json.loads(out)}
+
+
+def test_pipeline_runs_every_target_and_is_incremental(project):
+    root, server = project
+    code, out, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    first = rows(out)
+    assert set(first) == {"bullseye-amd64", "linux_aarch64-cp311"}
+    assert first["bullseye-amd64"]["packages"] == 2  # tomli only for Python < 3.11
+    assert first["linux_aarch64-cp311"]["packages"] == 1
+    for target in first:
+        assert first[target]["status"].startswith("locked, fetched")
+        bundle = root / "dist" / target
+        assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=bundle).returncode == 0
+        assert (root / "dist" / f"{target}.tar").is_file()
+    # re-run with unchanged inputs: nothing re-resolved, fetched or signed, and no network
+    server.reset_log()
+    code, out, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    for row in rows(out).values():
+        assert row["status"] == "lock unchanged, bundle complete, signature current, archive current"
+    assert server.requests == []
+    # a changed input re-locks, re-fetches and re-signs; --check reports it first
+    (root / "pipelines" / "app.in").write_text("app-core\nextra-tool\n")
+    code, out, err = run("run", "pipelines/app.toml", "--check", "--json")
+    assert code == 1
+    assert all("input pipelines/app.in changed" in r["status"] for r in rows(out).values())
+    code, out, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    after = rows(out)
+    assert after["bullseye-amd64"]["packages"] == 3
+    # the second target finds extra-tool in the shared cache already
+    assert [r["status"].split(", ")[0] for r in after.values()] == ["locked", "locked"]
+    assert all(", signed, archived" in r["status"] for r in after.values())
+    code, _, err = run("run", "pipelines/app.toml", "--check")
+    assert code == 0, err
+
+
+def test_table_output_and_lock_header_command(project):
+    root, _ = project
+    code, out, err = run("run", "pipelines/app.toml")
+    assert code == 0, err
+    assert "linux_aarch64-cp311" in out and "signed" in out
+    assert "#    lockship run pipelines/app.toml" in (root / "locks" / "linux_aarch64-cp311.txt").read_text()
+
+
+def test_throwaway_key_is_made_beside_the_output_and_announced(project):
+    root, _ = project
+    spec = root / "pipelines" / "app.toml"
+    spec.write_text(spec.read_text().replace('key = "../keys/release"\n', ""))
+    code, _, err = run("run", "pipelines/app.toml")
+    assert code == 0, err
+    assert "THROWAWAY key" in err
+    signers = root / "dist" / "throwaway-signing-key" / "allowed_signers"
+    code, _, err = run("verify", "dist/linux_aarch64-cp311", "--allowed-signers", str(signers), "--identity", "release")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[lock]\nrequirements = ['app.in']\n", "targets: no target listed"),
+        ("[lock]\ntargets = ['linux-cp39']\n\n[sign]\nkey = 'k'\nidenity = 'x'\n", "app.toml:6: [sign] idenity: unknown key"),
+        ("[lock]\ntargets = ['linux-cp39']\nexclude-newer = 'soon'\n", "app.toml:3: [lock] exclude-newer: invalid timestamp 'soon'"),
+        ("[lock]\ntargets = 'linux-cp39'\n", "app.toml:2: [lock] targets: Input should be a valid list"),
+        ("[pipeline]\noutput = 'x'\n", "no [lock] table"),
+        ("[lok]\n", "no [lock] table"),
+        ("[lock]\ntargets = ['linux-cp39']\n[fetsh]\n", "app.toml:3: [fetsh]: unknown table"),
+        ("[lock\n", "invalid TOML"),
+    ],
+)
+def test_pipeline_errors_name_file_line_and_key(tmp_path, monkeypatch, text, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.toml").write_text(text)
+    code, _, err = run("run", "app.toml")
+    assert code == 3, err
+    assert message in err
+    assert "Traceback" not in err
