@@ -108,7 +108,7 @@ def test_new_sdist_and_new_origin_are_red_flags(indexes):
 
 
 def test_markdown_puts_red_flags_first(indexes):
-    main, other = indexes
+    main, _ = indexes
     old = lock_into("a", "alpha==1.0\n", main.simple_url)
     new = lock_into("b", "alpha==1.0\nsrconly\nbeta\n", main.simple_url)
     code, out, _ = run("diff", old, new, "--format", "markdown")
