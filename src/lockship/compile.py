@@ -7,6 +7,8 @@ when several targets need them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from lockship import __version__
+from lockship._compat import tomllib
 from lockship.cache import Cache
 from lockship.config import IndexConfig
 from lockship.errors import InputError, LockshipError
@@ -303,10 +306,29 @@ def stale_reasons(
     return reasons
 
 
-def _input_files(request: LockRequest) -> tuple[InputFile, ...]:
-    return tuple(
-        InputFile(path=_display(p), sha256=file_digest(p)[0]) for p in request.inputs.files
+PYPROJECT_SCOPE = "dependency tables"
+
+
+def input_file(path: Path) -> InputFile:
+    """An input's digest: the whole file, or a pyproject.toml's dependency tables."""
+    if path.name != "pyproject.toml":
+        return InputFile(path=_display(path), sha256=file_digest(path)[0])
+    document = tomllib.loads(path.read_text(encoding="utf-8"))
+    project = document.get("project", {})
+    relevant = {
+        "name": project.get("name"),
+        "dependencies": project.get("dependencies"),
+        "optional-dependencies": project.get("optional-dependencies"),
+        "dependency-groups": document.get("dependency-groups"),
+    }
+    encoded = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
+    return InputFile(
+        path=_display(path), sha256=hashlib.sha256(encoded).hexdigest(), scope=PYPROJECT_SCOPE
     )
+
+
+def _input_files(request: LockRequest) -> tuple[InputFile, ...]:
+    return tuple(input_file(p) for p in request.inputs.files)
 
 
 def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[TargetResult]:

@@ -61,7 +61,10 @@ def render_requirements(lock: Lock) -> str:
         f"#   {lock.target.description}",
         "# Markers and Requires-Python were evaluated for this target; install only there.",
         "# inputs:",
-        *(f"#   {i.path} sha256:{i.sha256}" for i in lock.inputs),
+        *(
+            f"#   {i.path}{f' ({i.scope})' if i.scope else ''} sha256:{i.sha256}"
+            for i in lock.inputs
+        ),
     ]
     if lock.exclude_newer is not None:
         out.append(f"# exclude-newer: {format_timestamp(lock.exclude_newer)}")

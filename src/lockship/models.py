@@ -48,10 +48,15 @@ class _Frozen(BaseModel):
 
 
 class InputFile(_Frozen):
-    """A file the lock was computed from, with its digest (for ``--check``)."""
+    """A file the lock was computed from, with its digest (for ``--check``).
+
+    For a ``pyproject.toml`` the digest covers only what lockship reads from it
+    (``scope``), so editing, say, its tool settings does not make locks stale.
+    """
 
     path: str
     sha256: str
+    scope: Optional[str] = None  # None: the whole file
 
 
 class TargetInfo(_Frozen):
