@@ -19,12 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Union
 
-from typer.testing import CliRunner
-
+from cli_runner import run
 from lockship import sshsig
 from lockship._install_script import render_sums
 from lockship.bundle import render_bundle_requirements
-from lockship.cli import app
 from lockship.lockfile import lock_paths, render_pylock
 from lockship.manifest import to_json
 from lockship.models import (
@@ -47,12 +45,6 @@ EXCLUDE_NEWER = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 # (name, version, *requires_dist)
 Package = tuple[str, ...]
-
-
-def run(*args: str, env: Optional[Mapping[str, str]] = None) -> tuple[int, str, str]:
-    """The real CLI in-process: (exit code, stdout, stderr)."""
-    result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def make_bundle(

@@ -18,18 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from lockship.cli import app
+from cli_runner import run
 from pkgbuild import make_sdist, make_wheel
 
 EARLY = datetime(2024, 1, 1, tzinfo=timezone.utc)
 BIG = 3 * 1024 * 1024
 
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def sha256(path: Path) -> str:

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from packaging.pylock import Pylock
 from packaging.tags import parse_tag
-from typer.testing import CliRunner
 
+from cli_runner import run
 from lockship._compat import tomllib
-from lockship.cli import app
 from pkgbuild import make_sdist, make_wheel
 
 TARGETS = Path(__file__).parent / "data" / "targets"
@@ -30,10 +29,6 @@ BOOKWORM = TARGETS / "bookworm-arm64.json"  # CPython 3.11.2, aarch64
 EARLY = datetime(2024, 1, 1, tzinfo=timezone.utc)
 LATE = datetime(2025, 6, 1, tzinfo=timezone.utc)
 
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def pins(path: Path) -> dict[str, str]:
