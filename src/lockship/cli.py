@@ -28,7 +28,7 @@ from lockship.config import IndexStrategy, load_index_config
 from lockship.errors import ExitCode, InputError, LockshipError
 from lockship.models import format_timestamp
 from lockship.settings import LockConfig, load_tool_config, parse_timestamp
-from lockship.targets import DEFAULT_FLOORS, Floors, Target, parse_floor, parse_target
+from lockship.targets import Target, make_floors, parse_target
 
 app = typer.Typer(
     add_completion=False,
@@ -93,14 +93,6 @@ def _root(
 
 
 # --- lock -------------------------------------------------------------------------
-
-
-def _floors(glibc: Optional[str], musl: Optional[str], macos: Optional[str]) -> Floors:
-    return Floors(
-        glibc=parse_floor(glibc, what="--glibc") if glibc else DEFAULT_FLOORS.glibc,
-        musl=parse_floor(musl, what="--musl") if musl else DEFAULT_FLOORS.musl,
-        macos=parse_floor(macos, what="--macos") if macos else DEFAULT_FLOORS.macos,
-    )
 
 
 def _command(
@@ -213,7 +205,7 @@ def lock_command(
         config = load_tool_config(pyproject) if pyproject.is_file() else None
         cfg = config or LockConfig()
         specs = target or cfg.targets or ["host"]
-        floors = _floors(glibc or cfg.glibc, musl or cfg.musl, macos or cfg.macos)
+        floors = make_floors(glibc or cfg.glibc, musl or cfg.musl, macos or cfg.macos)
         targets = tuple(parse_target(spec, floors) for spec in specs)
         _unique_names(targets)
         # With [tool.lockship] and no requirements listed, the project's own
@@ -233,13 +225,7 @@ def lock_command(
         file_options = inputs.options
         index_config = load_index_config(
             use_pip_config=not no_pip_config and cfg.use_pip_config,
-            file_options={
-                "index_url": file_options.index_url,
-                "extra_index_urls": list(file_options.extra_index_urls),
-                "find_links": list(file_options.find_links),
-                "no_index": file_options.no_index,
-                "trusted_hosts": list(file_options.trusted_hosts),
-            },
+            file_options=file_options,
             index_url=index_url or cfg.index_url,
             extra_index_urls=[*cfg.extra_index_urls, *extra_index_url],
             find_links=[*cfg.find_links, *find_links],
@@ -389,7 +375,7 @@ def targets_command(
     from lockship.targets import short_name_examples  # noqa: PLC0415
 
     with _errors(verbose):
-        floors = _floors(glibc, musl, macos)
+        floors = make_floors(glibc, musl, macos)
         for name in short_name_examples():
             target = parse_target(name, floors)
             typer.echo(f"{name:24} {target.description}; {len(target.tags)} tags")
@@ -489,7 +475,7 @@ def fetch_command(
     from lockship.lockfile import lock_paths  # noqa: PLC0415
 
     with _errors(verbose):
-        spec = parse_target(target, _floors(glibc, musl, macos))
+        spec = parse_target(target, make_floors(glibc, musl, macos))
         request = FetchRequest(
             lock_path=lock_file or lock_paths(Path("locks"), spec.name)[1],
             dest=dest or Path("dist") / spec.name,

@@ -22,6 +22,7 @@ from typing import Optional
 
 from lockship._urls import redact_url
 from lockship.errors import InputError
+from lockship.requirements import IndexOptions
 
 __all__ = [
     "PYPI_SIMPLE",
@@ -151,7 +152,7 @@ def load_index_config(
     *,
     environ: Mapping[str, str] = os.environ,
     use_pip_config: bool = True,
-    file_options: Optional[Mapping[str, object]] = None,
+    file_options: Optional[IndexOptions] = None,
     index_url: Optional[str] = None,
     extra_index_urls: Sequence[str] = (),
     find_links: Sequence[str] = (),
@@ -160,9 +161,7 @@ def load_index_config(
 ) -> IndexConfig:
     """Build the index configuration, layering pip config, files and CLI options.
 
-    :param file_options: options found in requirements files or ``[tool.lockship]``
-        (keys ``index_url``, ``extra_index_urls``, ``find_links``, ``no_index``,
-        ``trusted_hosts``).
+    :param file_options: index options found in requirements files.
     :raises InputError: for a malformed value, naming where it came from.
     """
     config = IndexConfig()
@@ -170,16 +169,14 @@ def load_index_config(
     if use_pip_config:
         settings, sources = _read_pip_settings(environ)
         config = _apply_pip_settings(config, settings)
-    if file_options:
+    if file_options is not None:
         config = replace(
             config,
-            index_url=str(file_options.get("index_url") or config.index_url),
-            extra_index_urls=_dedup(
-                config.extra_index_urls, file_options.get("extra_index_urls", ())
-            ),
-            find_links=_dedup(config.find_links, file_options.get("find_links", ())),
-            no_index=config.no_index or bool(file_options.get("no_index")),
-            trusted_hosts=_dedup(config.trusted_hosts, file_options.get("trusted_hosts", ())),
+            index_url=file_options.index_url or config.index_url,
+            extra_index_urls=_dedup(config.extra_index_urls, file_options.extra_index_urls),
+            find_links=_dedup(config.find_links, file_options.find_links),
+            no_index=config.no_index or file_options.no_index,
+            trusted_hosts=_dedup(config.trusted_hosts, file_options.trusted_hosts),
         )
     config = replace(
         config,
@@ -230,9 +227,8 @@ def _apply_pip_settings(
     )
 
 
-def _dedup(first: Sequence[str], more: object) -> tuple[str, ...]:
-    items = list(first) + [str(x) for x in more] if isinstance(more, (list, tuple)) else list(first)
-    return tuple(dict.fromkeys(items))
+def _dedup(first: Sequence[str], more: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*first, *more]))
 
 
 def _check_index_url(url: str) -> None:

@@ -31,7 +31,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Optional, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -43,8 +43,9 @@ from lockship.compile import LockReporter, LockRequest, gather_inputs, lock
 from lockship.config import IndexConfig, load_index_config
 from lockship.errors import InputError, LockshipError, SignatureError
 from lockship.lockfile import lock_paths
+from lockship.requirements import IndexOptions
 from lockship.settings import LockConfig, key_line, validation_error
-from lockship.targets import DEFAULT_FLOORS, Floors, Target, parse_floor, parse_target
+from lockship.targets import Target, make_floors, parse_target
 
 __all__ = ["Pipeline", "TargetRun", "load_pipeline", "run_pipeline"]
 
@@ -174,16 +175,9 @@ class RunReporter(LockReporter, FetchReporter, Protocol):
     def note(self, message: str) -> None: ...
 
 
-def _floors(config: LockConfig) -> Floors:
-    return Floors(
-        glibc=parse_floor(config.glibc, what="glibc") if config.glibc else DEFAULT_FLOORS.glibc,
-        musl=parse_floor(config.musl, what="musl") if config.musl else DEFAULT_FLOORS.musl,
-        macos=parse_floor(config.macos, what="macos") if config.macos else DEFAULT_FLOORS.macos,
-    )
-
-
 def _targets(pipeline: Pipeline) -> list[Target]:
-    floors = _floors(pipeline.spec.lock)
+    cfg = pipeline.spec.lock
+    floors = make_floors(cfg.glibc, cfg.musl, cfg.macos)
     out = []
     for spec in pipeline.spec.lock.targets:
         probe = pipeline.resolve(spec)
@@ -191,17 +185,11 @@ def _targets(pipeline: Pipeline) -> list[Target]:
     return out
 
 
-def _index_config(pipeline: Pipeline, file_options: Any) -> IndexConfig:
+def _index_config(pipeline: Pipeline, file_options: IndexOptions) -> IndexConfig:
     cfg = pipeline.spec.lock
     return load_index_config(
         use_pip_config=cfg.use_pip_config,
-        file_options={
-            "index_url": file_options.index_url,
-            "extra_index_urls": list(file_options.extra_index_urls),
-            "find_links": list(file_options.find_links),
-            "no_index": file_options.no_index,
-            "trusted_hosts": list(file_options.trusted_hosts),
-        },
+        file_options=file_options,
         index_url=cfg.index_url,
         extra_index_urls=cfg.extra_index_urls,
         find_links=[str(pipeline.resolve(f)) if "://" not in f else f for f in cfg.find_links],

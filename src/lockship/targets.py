@@ -35,6 +35,7 @@ __all__ = [
     "Target",
     "host_target",
     "load_probe_file",
+    "make_floors",
     "parse_target",
     "short_name_examples",
     "short_name_target",
@@ -330,6 +331,17 @@ def parse_target(spec: str, floors: Floors = DEFAULT_FLOORS) -> Target:
     if spec.endswith(".json") or "/" in spec or Path(spec).is_file():
         return load_probe_file(Path(spec))
     return short_name_target(spec, floors)
+
+
+def make_floors(
+    glibc: Optional[str] = None, musl: Optional[str] = None, macos: Optional[str] = None
+) -> Floors:
+    """Floors from ``--glibc``/``--musl``/``--macos`` values; the defaults where None."""
+    return Floors(
+        glibc=parse_floor(glibc, what="glibc") if glibc else DEFAULT_FLOORS.glibc,
+        musl=parse_floor(musl, what="musl") if musl else DEFAULT_FLOORS.musl,
+        macos=parse_floor(macos, what="macos") if macos else DEFAULT_FLOORS.macos,
+    )
 
 
 def parse_floor(value: str, *, what: str) -> tuple[int, int]:
