@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import base64
 import contextlib
+import dataclasses
 import glob
 import io
 import os
@@ -32,7 +33,7 @@ from hypothesis import strategies as st
 
 from lockship import _sshsig_stdlib, sshsig
 from lockship._sshsig_stdlib import SshsigError
-from lockship.errors import InputError, LockshipError, SignatureError
+from lockship.errors import FilesystemError, InputError, LockshipError, SignatureError
 
 SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
 pytestmark = pytest.mark.skipif(
@@ -450,6 +451,73 @@ def test_verify_file(keys: Keys, tmp_path: Path) -> None:
     with pytest.raises(SignatureError) as exc:
         sshsig.verify_file(data, sig, allowed, identity="release")
     assert exc.value.where == str(sig)
+
+
+def test_shared_code_errors_keep_their_lockship_types(keys: Keys, tmp_path: Path) -> None:
+    """sshsig runs _sshsig_stdlib's checks; SshsigError.kind picks the lockship error type."""
+    key = sshsig.load_signing_key(keys.plain)
+    signature = sshsig.sign(b"data", key)
+    signers = sshsig.parse_allowed_signers(keys.allowed, source="a")
+    missing = tmp_path / "missing"
+    for unreadable in (
+        lambda: sshsig.sign(missing, key),
+        lambda: sshsig.verify(missing, signature, signers, identity="release"),
+    ):
+        with pytest.raises(FilesystemError) as io_error:
+            unreadable()
+        assert io_error.value.where == str(missing)
+        assert io_error.value.message.startswith("cannot read: ")
+    with pytest.raises(SshsigError) as stdlib_io:
+        _sshsig_stdlib.verify_sshsig(str(missing), signature, keys.allowed, "release", "lockship")
+    assert (stdlib_io.value.kind, stdlib_io.value.where) == ("io", str(missing))
+
+    for namespace in ("", "lock\x00ship"):
+        with pytest.raises(InputError, match="invalid signature namespace"):
+            sshsig.verify(b"data", signature, signers, namespace=namespace)
+        with pytest.raises(InputError, match="invalid signature namespace"):
+            sshsig.sign(b"data", key, namespace=namespace)
+        with pytest.raises(SshsigError) as stdlib_ns:
+            _sshsig_stdlib.verify_sshsig(b"data", signature, keys.allowed, "release", namespace)
+        assert stdlib_ns.value.kind == "input"
+
+    with pytest.raises(SshsigError) as stdlib_line:
+        _sshsig_stdlib.verify_sshsig(b"data", signature, "release\n", "release", "lockship")
+    assert stdlib_line.value.kind == "input"
+    with pytest.raises(SshsigError) as stdlib_sig:
+        _sshsig_stdlib.verify_sshsig(b"datA", signature, keys.allowed, "release", "lockship")
+    assert stdlib_sig.value.kind == "signature"
+
+
+def test_unlisted_key_hint_says_where_it_is_listed(keys: Keys, tmp_path: Path) -> None:
+    signature = keygen_sign(keys.plain, b"data", tmp_path)
+
+    def refusal(allowed: str) -> SignatureError:
+        signers = sshsig.parse_allowed_signers(allowed, source="a")
+        with pytest.raises(SignatureError) as exc:
+            sshsig.verify(b"data", signature, signers, identity="release")
+        return exc.value
+
+    elsewhere = refusal(f"ops {keys.pub(keys.plain)}\n")
+    assert elsewhere.where is None
+    assert elsewhere.hint == "it is listed for 'ops' (a:1)"
+    unknown = refusal(f"release {keys.pub(keys.other)}\n")
+    assert unknown.hint == "add its public key to allowed_signers if you trust it"
+    expired = refusal(f'release valid-before="20200101Z" {keys.pub(keys.plain)}\n')
+    assert (expired.where, expired.hint) == ("a:1", None)
+
+
+def test_allowed_signer_is_the_stdlib_entry_as_a_frozen_dataclass(keys: Keys) -> None:
+    text = f'r,s namespaces="x",valid-after="20200101Z" {keys.pub(keys.plain)} c  d\n'
+    (signer,) = sshsig.parse_allowed_signers(text, source="a")
+    (entry,) = _sshsig_stdlib._parse_allowed_signers(text, "a")
+    assert {f.name: getattr(signer, f.name) for f in dataclasses.fields(signer)} == vars(entry)
+    assert signer.comment == "plain c  d"
+    assert (signer.where, signer.fingerprint) == ("a:1", entry.fingerprint)
+    assert signer == sshsig.parse_allowed_signers(text, source="a")[0]
+    assert len({signer, *sshsig.parse_allowed_signers(text, source="a")}) == 1
+    assert "key_blob" not in repr(signer)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        signer.principals = "mallory"  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------------------

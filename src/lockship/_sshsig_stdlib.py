@@ -1,10 +1,12 @@
 # ruff: noqa: FA100 - embedded verbatim in install.py: no `from __future__` possible
 """Verify OpenSSH SSHSIG signatures (``ssh-keygen -Y verify``) with the standard library only.
 
-This is the offline installer's copy of ``lockship.sshsig.verify``: same
-checks, same order, same one-line messages, but no third-party code, so it
-runs on a bare Python 3.8+ and is embedded verbatim into ``install.py``.
-Only Ed25519 signing keys are accepted.
+The one implementation of the SSHSIG checks (blob and allowed_signers
+parsing, principal patterns, validity windows, the order of the checks and
+their one-line messages). It has no third-party code, so it runs on a bare
+Python 3.8+ and is embedded verbatim into ``install.py``; ``lockship.sshsig``
+imports it and adds only what needs ``cryptography`` (key loading, signing,
+Ed25519 through OpenSSL). Only Ed25519 signing keys are accepted.
 
 References:
   PROTOCOL.sshsig   (OpenSSH) the signature blob, armor and signed data
@@ -21,10 +23,11 @@ import os
 import re
 import struct
 from datetime import datetime, timezone
-from typing import IO, Callable, Dict, List, Optional, Tuple, Union
+from typing import IO, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = ["SshsigError", "ed25519_verify", "verify_sshsig"]
 
+_MAGIC = b"SSHSIG"
 _BEGIN = "-----BEGIN SSH SIGNATURE-----"
 _END = "-----END SSH SIGNATURE-----"
 _HASH_ALGS = ("sha256", "sha512")
@@ -43,12 +46,18 @@ _KEY_TYPES = (  # names sshkey_read() knows; any other word there starts the opt
 
 
 class SshsigError(Exception):
-    """A refused signature or a malformed input; ``str()`` is ``where: message``."""
+    """A refused signature or a malformed input; ``str()`` is ``where: message``.
 
-    def __init__(self, message: str, where: Optional[str] = None) -> None:
+    ``kind`` says what is wrong: ``"signature"`` (refused or malformed),
+    ``"input"`` (an allowed_signers line or the namespace asked for) or
+    ``"io"`` (the signed data cannot be read).
+    """
+
+    def __init__(self, message: str, where: Optional[str] = None, kind: str = "signature") -> None:
         super().__init__(message)
         self.message = message
         self.where = where
+        self.kind = kind
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message
@@ -144,8 +153,11 @@ class _Reader:
         self.pos += n
         return self.data[self.pos - n : self.pos]
 
+    def u32(self) -> int:
+        return int.from_bytes(self.take(4), "big")
+
     def string(self) -> bytes:
-        return self.take(struct.unpack(">I", self.take(4))[0])
+        return self.take(self.u32())
 
     def text(self) -> bytes:  # sshbuf_get_cstring(): a string without NUL bytes
         value = self.string()
@@ -226,18 +238,63 @@ def _match_list(value: str, patterns: str) -> bool:
 
 
 class _Signer:
-    __slots__ = ("after", "before", "blob", "namespaces", "principals", "where")
+    """One allowed_signers line and the policy it states.
 
-    def __init__(self, principals: str, blob: bytes, options: Dict[str, str], where: str) -> None:
-        self.principals, self.blob, self.where = principals, blob, where
-        self.namespaces = options.get("namespaces")
-        self.after = _parse_time(options, "valid-after")
-        self.before = _parse_time(options, "valid-before")
-        if self.after is not None and self.before is not None and self.before <= self.after:
-            raise ValueError("valid-before is not later than valid-after")
+    ``lockship.sshsig.AllowedSigner`` is a frozen dataclass subclass with the
+    same fields, so the checks below are the same code for both verifiers.
+    """
+
+    def __init__(
+        self,
+        principals: str,
+        key_type: str,
+        key_blob: bytes,
+        source: str,
+        line: int,
+        *,
+        namespaces: Optional[str] = None,
+        valid_after: Optional[datetime] = None,
+        valid_before: Optional[datetime] = None,
+        comment: str = "",
+    ) -> None:
+        self.principals, self.key_type, self.key_blob = principals, key_type, key_blob
+        self.source, self.line, self.namespaces = source, line, namespaces
+        self.valid_after, self.valid_before, self.comment = valid_after, valid_before, comment
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+    @property
+    def fingerprint(self) -> str:
+        return _fingerprint(self.key_blob)
+
+    def matches_principal(self, identity: str) -> bool:
+        return _match_list(identity, self.principals)
+
+    def refusal(self, namespace: str, when: int) -> Optional[str]:
+        """Why this line does not allow a signature for ``namespace`` at ``when``, or None."""
+        if self.namespaces is not None and not _match_list(namespace, self.namespaces):
+            return (
+                f"key {self.fingerprint} is not allowed to sign namespace {_show(namespace)} "
+                f'(namespaces="{self.namespaces}")'
+            )
+        after = None if self.valid_after is None else int(self.valid_after.timestamp())
+        before = None if self.valid_before is None else int(self.valid_before.timestamp())
+        if after is not None and when < after:
+            return (
+                f"key {self.fingerprint} is not valid yet: valid-after {_fmt_time(after)}, "
+                f"verification time {_fmt_time(when)}"
+            )
+        if before is not None and when > before:
+            return (
+                f"key {self.fingerprint} has expired: valid-before {_fmt_time(before)}, "
+                f"verification time {_fmt_time(when)}"
+            )
+        return None
 
 
-def _parse_time(options: Dict[str, str], name: str) -> Optional[int]:
+def _parse_time(options: Dict[str, str], name: str) -> Optional[datetime]:
     """misc.c parse_absolute_time(): YYYYMMDD[HHMM[SS]]; a Z or UTC suffix means UTC,
     otherwise local time (mktime), as ssh-keygen reads it."""
     if name not in options:
@@ -268,7 +325,7 @@ def _parse_time(options: Dict[str, str], name: str) -> Optional[int]:
             f"invalid {name} time {_show(options[name])} "
             "(expected YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, optionally ending in Z)"
         )
-    return timestamp
+    return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
 def _split_options(text: str) -> Tuple[str, str]:
@@ -336,7 +393,7 @@ def _is_key_type(word: str) -> bool:
     return word in _KEY_TYPES or word.endswith("-cert-v01@openssh.com")
 
 
-def _parse_line(line: str, where: str) -> _Signer:
+def _parse_line(line: str, source: str, number: int) -> _Signer:
     if line.startswith('"'):  # misc.c strdelimw(): the principals may be quoted
         end = line.find('"', 1)
         if end < 0:
@@ -353,7 +410,7 @@ def _parse_line(line: str, where: str) -> _Signer:
             raise ValueError("missing key after the options")
         options = _parse_options(option_text)
     key_type, rest = _split_word(rest)
-    encoded = _split_word(rest)[0]  # the rest is a comment
+    encoded, comment = _split_word(rest)
     if not _is_key_type(key_type):
         raise ValueError(f"unknown key type {_show(key_type)}")
     if not encoded:
@@ -367,7 +424,21 @@ def _parse_line(line: str, where: str) -> _Signer:
         raise ValueError(f"key data is of type {_show(inner)}, not {key_type}")
     if inner == _ED and _ed25519_raw(blob) is None:
         raise ValueError("invalid ssh-ed25519 key")
-    return _Signer(principals, blob, options, where)
+    after = _parse_time(options, "valid-after")
+    before = _parse_time(options, "valid-before")
+    if after is not None and before is not None and before <= after:
+        raise ValueError("valid-before is not later than valid-after")
+    return _Signer(
+        principals,
+        key_type,
+        blob,
+        source,
+        number,
+        namespaces=options.get("namespaces"),
+        valid_after=after,
+        valid_before=before,
+        comment=comment.strip(),
+    )
 
 
 def _parse_allowed_signers(text: str, source: str) -> List[_Signer]:
@@ -375,11 +446,10 @@ def _parse_allowed_signers(text: str, source: str) -> List[_Signer]:
     for number, raw in enumerate(text.split("\n"), 1):  # getline(): LF ends a line
         line = raw.strip(" \t\r")
         if line and not line.startswith("#"):
-            where = f"{source}:{number}"
             try:
-                signers.append(_parse_line(line, where))
+                signers.append(_parse_line(line, source, number))
             except ValueError as exc:
-                raise SshsigError(str(exc), where) from None
+                raise SshsigError(str(exc), f"{source}:{number}", "input") from None
     return signers
 
 
@@ -404,9 +474,9 @@ def _parse_signature(armored: str) -> Tuple[bytes, bytes, bytes, str, bytes]:
     #       string reserved, string hash_algorithm, string signature.
     try:
         reader = _Reader(blob)
-        if reader.take(6) != b"SSHSIG":
+        if reader.take(6) != _MAGIC:
             raise SshsigError("corrupt SSH signature: bad magic (expected SSHSIG)")
-        version = struct.unpack(">I", reader.take(4))[0]
+        version = reader.u32()
         if version != 1:
             raise SshsigError(f"unsupported SSH signature version {version} (expected 1)")
         public_blob, namespace = reader.string(), reader.text()
@@ -450,7 +520,8 @@ def _digest(data: Union[bytes, str, "os.PathLike[str]", IO[bytes]], hash_alg: st
             with open(data, "rb") as handle:  # noqa: PTH123 - no pathlib needed
                 _feed(digest.update, handle)
         except OSError as exc:
-            raise SshsigError(f"cannot read: {exc.strerror or exc}", os.fspath(data)) from None
+            where = os.fspath(data)
+            raise SshsigError(f"cannot read: {exc.strerror or exc}", where, "io") from None
         return digest.digest()
     _feed(digest.update, data)
     return digest.digest()
@@ -462,6 +533,84 @@ def _feed(update: Callable[[bytes], None], handle: IO[bytes]) -> None:
         if not block:
             return
         update(block)
+
+
+def _signed_data(namespace: bytes, hash_alg: str, message_hash: bytes) -> bytes:
+    """PROTOCOL.sshsig "Signed Data": byte[6] "SSHSIG", string namespace, string
+    reserved (always empty here, whatever the blob carries), string hash_algorithm,
+    string H(message)."""
+    fields = (namespace, b"", hash_alg.encode("ascii"), message_hash)
+    return _MAGIC + b"".join(_string(x) for x in fields)
+
+
+def _check_namespace(namespace: str) -> bytes:
+    if not namespace or "\0" in namespace:
+        raise SshsigError(f"invalid signature namespace {_show(namespace)}", kind="input")
+    return namespace.encode("utf-8")
+
+
+def _check_signature(
+    data: Union[bytes, str, "os.PathLike[str]", IO[bytes]],
+    armored: str,
+    namespace: str,
+    ed_verify: Callable[[bytes, bytes, bytes], bool] = ed25519_verify,
+) -> bytes:
+    """sshsig_wrap_verify(): namespace, then hash algorithm, then the signature.
+
+    :param ed_verify: ``ed25519_verify(public, message, signature)`` or an equivalent.
+    :returns: the signer's public key blob, still to be looked up in allowed_signers.
+    """
+    expected = _check_namespace(namespace)
+    public_blob, public_raw, got_namespace, hash_alg, signature = _parse_signature(armored)
+    # Cheap checks first: the data (maybe 700 MB) is hashed only for a
+    # signature that could be accepted.
+    if got_namespace != expected:
+        raise SshsigError(
+            f"signature was made for namespace {_show(got_namespace)}, not {_show(namespace)}"
+        )
+    if hash_alg not in _HASH_ALGS:
+        raise SshsigError(
+            f"unsupported hash algorithm {_show(hash_alg)} in signature (expected sha256 or sha512)"
+        )
+    signed = _signed_data(expected, hash_alg, _digest(data, hash_alg))
+    if not ed_verify(public_raw, signed, signature):
+        raise SshsigError(
+            f"signature by key {_fingerprint(public_blob)} does not match the data: "
+            "the data or the signature was altered"
+        )
+    return public_blob
+
+
+def _check_allowed(
+    signers: Sequence[_Signer],
+    public_blob: bytes,
+    identity: Optional[str],
+    namespace: str,
+    now: Optional[datetime],
+) -> _Signer:
+    """sshsig_check_allowed_keys(): the first line listing this key for the
+    identity whose options allow the namespace and the time wins.
+
+    A refusal names that line (``where``); "not listed at all" has no ``where``.
+    """
+    when = int((now or datetime.now(timezone.utc)).timestamp())
+    refusal = None  # type: Optional[SshsigError]
+    for entry in signers:
+        if entry.key_blob != public_blob:
+            continue
+        if identity is not None and not entry.matches_principal(identity):
+            continue
+        problem = entry.refusal(namespace, when)
+        if problem is None:
+            return entry
+        refusal = refusal or SshsigError(problem, entry.where)
+    if refusal is not None:
+        raise refusal
+    target = "" if identity is None else f" for identity {_show(identity)}"
+    raise SshsigError(
+        f"signature was made by key {_fingerprint(public_blob)}, "
+        f"which allowed_signers does not list{target}"
+    )
 
 
 def verify_sshsig(
@@ -485,62 +634,6 @@ def verify_sshsig(
     :raises SshsigError: with a one-line reason for any refusal.
     """
     signers = _parse_allowed_signers(allowed_signers_text, source)
-    if not namespace or "\0" in namespace:
-        raise SshsigError(f"invalid signature namespace {_show(namespace)}")
-    public_blob, public_raw, got_namespace, hash_alg, signature = _parse_signature(
-        armored_signature
-    )
-    # sshsig_wrap_verify(): namespace, then hash algorithm, then the signature.
-    if got_namespace != namespace.encode("utf-8"):
-        raise SshsigError(
-            f"signature was made for namespace {_show(got_namespace)}, not {_show(namespace)}"
-        )
-    if hash_alg not in _HASH_ALGS:
-        raise SshsigError(
-            f"unsupported hash algorithm {_show(hash_alg)} in signature (expected sha256 or sha512)"
-        )
-    fingerprint = _fingerprint(public_blob)
-    # Signed data: byte[6] "SSHSIG", string namespace, string reserved (empty),
-    #              string hash_algorithm, string H(message).
-    message_hash = _digest(data_path_or_bytes, hash_alg)
-    signed = b"SSHSIG" + b"".join(
-        _string(x) for x in (namespace.encode("utf-8"), b"", hash_alg.encode(), message_hash)
-    )
-    if not ed25519_verify(public_raw, signed, signature):
-        raise SshsigError(
-            f"signature by key {fingerprint} does not match the data: "
-            "the data or the signature was altered"
-        )
-    # sshsig_check_allowed_keys(): the first line listing this key for the
-    # identity whose options allow the namespace and the time wins.
-    when = int((now or datetime.now(timezone.utc)).timestamp())
-    refusal = None  # type: Optional[SshsigError]
-    for entry in signers:
-        if entry.blob != public_blob:
-            continue
-        if identity is not None and not _match_list(identity, entry.principals):
-            continue
-        if entry.namespaces is not None and not _match_list(namespace, entry.namespaces):
-            problem = (
-                f"key {fingerprint} is not allowed to sign namespace {_show(namespace)} "
-                f'(namespaces="{entry.namespaces}")'
-            )
-        elif entry.after is not None and when < entry.after:
-            problem = (
-                f"key {fingerprint} is not valid yet: valid-after {_fmt_time(entry.after)}, "
-                f"verification time {_fmt_time(when)}"
-            )
-        elif entry.before is not None and when > entry.before:
-            problem = (
-                f"key {fingerprint} has expired: valid-before {_fmt_time(entry.before)}, "
-                f"verification time {_fmt_time(when)}"
-            )
-        else:
-            return entry.principals if identity is None else identity
-        refusal = refusal or SshsigError(problem, entry.where)
-    if refusal is not None:
-        raise refusal
-    target = "" if identity is None else f" for identity {_show(identity)}"
-    raise SshsigError(
-        f"signature was made by key {fingerprint}, which allowed_signers does not list{target}"
-    )
+    public_blob = _check_signature(data_path_or_bytes, armored_signature, namespace)
+    entry = _check_allowed(signers, public_blob, identity, namespace, now)
+    return entry.principals if identity is None else identity
