@@ -52,6 +52,9 @@ class FileRangeReader:
         return self.read(start, self._size - start), self._size
 
     def read(self, start: int, length: int) -> bytes:
+        if start < 0 or length < 0:  # seek() would raise OSError on a real file
+            msg = "zip directory points before the start of the file"
+            raise ValueError(msg)
         self._handle.seek(start)
         data = self._handle.read(length)
         if len(data) != length:
@@ -231,7 +234,11 @@ def _inflate(member: ZipMember, body: bytes) -> bytes:
         return body
     if member.method == 8:
         inflater = zlib.decompressobj(-15)
-        out = inflater.decompress(body, _MAX_MEMBER)
+        try:
+            out = inflater.decompress(body, _MAX_MEMBER)
+        except zlib.error as exc:  # not a ValueError: callers catch only that
+            msg = f"{member.name} is not valid deflate data: {exc}"
+            raise ValueError(msg) from None
         if inflater.unconsumed_tail:
             msg = f"{member.name} inflates beyond its declared size"
             raise ValueError(msg)

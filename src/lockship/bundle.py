@@ -412,6 +412,10 @@ def _assemble(
     # A changed bundle invalidates an earlier signature: remove its outputs first.
     for name in (*SIGN_OUTPUTS, "bundle.json", SELF_REQUIREMENTS):
         (dest / name).unlink(missing_ok=True)
+    # A run killed mid-write (kill -9) left temporary files, which sign would refuse.
+    for name in (*SIGN_OUTPUTS, "bundle.json", SELF_REQUIREMENTS, "requirements.txt", lock_name):
+        for stale in dest.glob(f".{name}.*.tmp"):
+            stale.unlink()
     files = _place_all(wheels_dir, plan, lock_name)
     self_files = _place_all(wheels_dir, self_plan, lock_name)
     by_path = {f.path: f for f in files}

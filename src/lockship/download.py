@@ -71,7 +71,11 @@ def download_to_cache(
             return final, sha256, final.stat().st_size
         restarted = False
         while True:
-            actual = _resumable(http, url, partial, size=size, what=what, progress=progress)
+            try:
+                actual = _resumable(http, url, partial, size=size, what=what, progress=progress)
+            except HashMismatchError:  # too many bytes: never resume from them
+                partial.unlink(missing_ok=True)
+                raise
             if actual == sha256 and (size is None or partial.stat().st_size == size):
                 break
             got = partial.stat().st_size

@@ -261,7 +261,11 @@ def json_entries(data: bytes) -> list[Entry]:
 
     :raises ValueError: when the document is not a PEP 691 page.
     """
-    doc = json.loads(data)
+    try:
+        doc = json.loads(data)
+    except RecursionError:  # a hostile page nesting thousands of arrays
+        msg = "JSON nested too deeply"
+        raise ValueError(msg) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
         msg = "not a PEP 691 project page (no 'files' list)"
         raise ValueError(msg)  # noqa: TRY004 - callers treat every malformed page alike
@@ -273,7 +277,10 @@ def entry_to_dist(entry: Entry, page_url: str, origin: str) -> Optional[DistFile
     filename, url = entry.get("filename"), entry.get("url")
     if not isinstance(filename, str) or not isinstance(url, str):
         return None
-    absolute = _absolute_link(page_url, url)
+    try:
+        absolute = _absolute_link(page_url, url)
+    except ValueError:  # urllib.parse: an invalid port or IPv6 literal
+        return None
     if absolute is None:
         return None
     yanked = entry.get("yanked")

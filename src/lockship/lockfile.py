@@ -178,7 +178,7 @@ def read_lock(path: Path) -> Lock:
             where=str(path),
             hint="run `lockship lock` first",
         ) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InputError(f"invalid TOML in lockfile: {exc}", where=str(path)) from None
     try:
         pylock = Pylock.from_dict(document)
@@ -189,6 +189,8 @@ def read_lock(path: Path) -> Lock:
         raise InputError(
             "no [tool.lockship] table: this lock was not made by lockship", where=str(path)
         )
+    if "packages" in header:  # Lock(**header, packages=...) would be a TypeError
+        raise InputError("[tool.lockship] must not have a 'packages' key", where=str(path))
     try:
         packages = tuple(_locked_package(p, i) for i, p in enumerate(pylock.packages))
         return Lock(**header, packages=packages)
@@ -213,6 +215,9 @@ def _locked_package(package: Package, position: int) -> LockedPackage:
         msg = f"packages[{position}] ({package.name}) lacks its url, size, name or sha256"
         raise ValueError(msg)
     tool = (package.tool or {}).get("lockship", {})
+    if not isinstance(tool, dict):
+        msg = f"packages[{position}] ({package.name}): [tool.lockship] is not a table"
+        raise ValueError(msg)  # noqa: TRY004 - read_lock reports every malformed lock alike
     origin: Optional[str] = tool.get("origin") or package.index
     return LockedPackage(
         name=package.name,
@@ -227,7 +232,7 @@ def _locked_package(package: Package, position: int) -> LockedPackage:
         ),
         index=origin,
         requires_python=str(package.requires_python) if package.requires_python else None,
-        extras=tuple(tool.get("extras", ())),
+        extras=tool.get("extras", ()),
         dependencies=tuple(str(d.get("name")) for d in package.dependencies or ()),
-        via=tuple(tool.get("via", ())),
+        via=tool.get("via", ()),
     )

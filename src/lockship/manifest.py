@@ -329,6 +329,10 @@ def sign_bundle(bundle: Path, key: sshsig.SigningKey, *, identity: Optional[str]
     lock = resolved.parent / f".{resolved.name}.lock"
     with exclusive_lock(lock, what=f"bundle {bundle}", wait=0):
         try:
+            # A sign killed mid-write (kill -9) left its temporary files; they are ours.
+            for name in SIGN_OUTPUTS:
+                for stale in bundle.glob(f".{name}.*.tmp"):
+                    stale.unlink(missing_ok=True)
             digests = _check_unsigned(bundle, record)
         except OSError as exc:
             where = str(exc.filename or bundle)

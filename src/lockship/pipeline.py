@@ -37,11 +37,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lockship import sshsig
 from lockship._compat import tomllib
-from lockship._fs import atomic_write_bytes, atomic_write_text
+from lockship._fs import atomic_write_bytes, atomic_write_text, exclusive_lock
 from lockship.bundle import FetchReporter, FetchRequest, fetch
 from lockship.compile import LockReporter, LockRequest, gather_inputs, lock
 from lockship.config import IndexConfig, load_index_config
-from lockship.errors import InputError, LockshipError, SignatureError
+from lockship.errors import BusyError, InputError, LockshipError, SignatureError
 from lockship.lockfile import lock_paths
 from lockship.requirements import IndexOptions
 from lockship.settings import LockConfig, key_line, validation_error
@@ -209,7 +209,8 @@ def run_pipeline(
 ) -> list[TargetRun]:
     """Lock, fetch and sign every target of ``pipeline``; one row per target.
 
-    A target that fails does not stop the others; its row carries the error.
+    A target that fails does not stop the others; its row carries the error. Only a
+    bundle in use by another process (BusyError) skips the targets after it.
     With ``check``, nothing is written: each row says whether its lock is current.
     """
     cfg = pipeline.spec.lock
@@ -224,8 +225,15 @@ def run_pipeline(
     index_config = _index_config(pipeline, inputs.options)
     key = None if check else _signing_key(pipeline, reporter)
     rows = []
+    busy = False
     for target in _targets(pipeline):
         row = TargetRun(target.name)
+        if busy:
+            # Another process is running this pipeline too: going on to the next target
+            # would overtake it there, and both runs would fail a target each.
+            row.steps.append("skipped: another lockship process is running this pipeline")
+            rows.append(row)
+            continue
         started = time.monotonic()
         try:
             _run_target(
@@ -252,6 +260,7 @@ def run_pipeline(
             )
         except LockshipError as exc:
             row.error = exc
+            busy = isinstance(exc, BusyError)
         row.seconds = time.monotonic() - started
         rows.append(row)
     return rows
@@ -339,9 +348,11 @@ def _signing_key(
     # Beside the bundles, never inside one.
     directory = pipeline.output / "throwaway-signing-key"
     path = directory / "id_ed25519"
-    if not path.is_file():
-        _make_throwaway_key(path)
-    key = sshsig.load_signing_key(path)
+    # Two runs at once must sign with one key: the first makes it, the other waits for it.
+    with exclusive_lock(directory / ".lock", what=f"throwaway key {path}"):
+        if not path.is_file():
+            _make_throwaway_key(path)
+        key = sshsig.load_signing_key(path)
     identity = table.identity or f"{pipeline.name}-throwaway"
     signers = directory / "allowed_signers"
     atomic_write_text(signers, key.allowed_signers_line(identity, namespaces="lockship") + "\n")

@@ -438,6 +438,11 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             self._warn(f"ignoring {name} {version}: {exc}")
             self._reject(name, version, str(exc))
             return None
+        if meta.name != name or meta.version != version:  # sdists: not checked by metadata
+            reason = f"{dist.filename}: its metadata says {meta.name} {meta.version}"
+            self._warn(f"ignoring {name} {version}: {reason}")
+            self._reject(name, version, reason)
+            return None
         if meta.requires_python is not None and not meta.requires_python.contains(
             self.target.python_full_version, prereleases=True
         ):

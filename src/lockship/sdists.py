@@ -88,16 +88,19 @@ def static_pkg_info(data: bytes) -> bool:
     return (major, minor) >= (2, 2) and not ({"requires-dist", "requires-python"} & dynamic)
 
 
-def extract_sdist(path: Path, dest: Path) -> Path:
+def extract_sdist(path: Path, dest: Path, *, what: Optional[str] = None) -> Path:
     """Extract an sdist under ``dest`` refusing links, devices and escaping names.
 
+    :param what: names the sdist in messages (default: the file's name, which in
+        the cache is its sha256).
     :returns: the project directory (the archive's single top-level directory).
     """
+    what = what or path.name
     try:
         if path.name.endswith(".zip"):
             with zipfile.ZipFile(path) as archive:
                 for entry in archive.infolist():
-                    target = safe_join(dest, entry.filename.rstrip("/"), what=path.name)
+                    target = safe_join(dest, entry.filename.rstrip("/"), what=what)
                     if entry.is_dir():
                         target.mkdir(parents=True, exist_ok=True)
                         continue
@@ -110,7 +113,7 @@ def extract_sdist(path: Path, dest: Path) -> Path:
                     name = info.name.lstrip("./") if info.name.startswith("./") else info.name
                     if not name:
                         continue
-                    target = safe_join(dest, name.rstrip("/"), what=path.name)
+                    target = safe_join(dest, name.rstrip("/"), what=what)
                     if info.isdir():
                         target.mkdir(parents=True, exist_ok=True)
                     elif info.isfile():
@@ -123,13 +126,13 @@ def extract_sdist(path: Path, dest: Path) -> Path:
                         target.chmod(0o755 if info.mode & 0o111 else 0o644)
                     else:
                         raise InputError(
-                            f"refusing link or special file {info.name!r}", where=path.name
+                            f"refusing link or special file {info.name!r}", where=what
                         )
     except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
-        raise BuildError(f"cannot extract sdist: {exc}", where=path.name) from None
+        raise BuildError(f"cannot extract sdist: {exc}", where=what) from None
     tops = [p for p in dest.iterdir() if p.is_dir()]
     if len(tops) != 1:
-        raise BuildError("sdist does not have exactly one top-level directory", where=path.name)
+        raise BuildError("sdist does not have exactly one top-level directory", where=what)
     return tops[0]
 
 
@@ -201,7 +204,7 @@ def build_wheel(sdist: Path, out_dir: Path, *, env: Mapping[str, str], what: str
     :raises BuildError: with the tail of the build log when the build fails.
     """
     with tempfile.TemporaryDirectory(prefix="lockship-build-") as tmp:
-        project_dir = extract_sdist(sdist, Path(tmp) / "src")
+        project_dir = extract_sdist(sdist, Path(tmp) / "src", what=what)
         wheel_dir = Path(tmp) / "wheel"
         proc = subprocess.run(
             [sys.executable, "-c", _DRIVER, str(project_dir), str(wheel_dir)],

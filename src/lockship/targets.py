@@ -255,6 +255,15 @@ def _target_from_probe(data: Mapping[str, object], *, name: str, source: str) ->
         raise InputError(
             f"marker_environment lacks {', '.join(missing)}", where=source
         )
+    # Values end up in PEP 508 markers ("...") and in one-line lock headers.
+    texts = {k: str(env[k]) for k in MARKER_KEYS}
+    described = [k for k in ("glibc", "pip_version") if isinstance(data.get(k), str)]
+    texts.update({k: str(data[k]) for k in described})
+    unsafe = [k for k, value in texts.items() if not value.isprintable() or '"' in value]
+    if not re.fullmatch(r"[0-9]+\.[0-9]+", texts["python_version"]):  # locks split it
+        unsafe.append("python_version")
+    if unsafe:
+        raise InputError(f"invalid {unsafe[0]} {texts[unsafe[0]]!r}", where=source)
     bad_tags = [str(t) for t in tags if not _is_tag(str(t))]
     if bad_tags:
         raise InputError(f"invalid wheel tag {bad_tags[0]!r} in 'tags'", where=source)
@@ -306,7 +315,7 @@ def load_probe_file(path: Path) -> Target:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"cannot read probe file: {exc.strerror}", where=str(path)) from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise InputError(f"invalid JSON: {exc}", where=str(path)) from None
     if not isinstance(data, dict):
         raise InputError("not a probe file: expected a JSON object", where=str(path))
