@@ -24,6 +24,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "exclusive_lock",
+    "filesystem_error",
     "fsync_dir",
     "safe_join",
 ]
@@ -31,14 +32,17 @@ __all__ = [
 StrPath = Union[str, "os.PathLike[str]"]
 
 
-def _describe_oserror(exc: OSError, path: Path) -> FilesystemError:
+def filesystem_error(
+    exc: OSError, path: Path, *, action: str = "cannot write"
+) -> FilesystemError:
+    """What failed and where; for a full disk or a permission problem, what to do."""
     reason = exc.strerror or str(exc)
     hint = None
     if exc.errno == errno.ENOSPC:
         hint = "free some space or choose another output directory"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         hint = "check the directory's permissions"
-    return FilesystemError(f"cannot write: {reason}", where=str(path), hint=hint)
+    return FilesystemError(f"{action}: {reason}", where=str(path), hint=hint)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -68,7 +72,7 @@ def atomic_write(path: StrPath, *, mode: int = 0o644) -> Iterator[IO[bytes]]:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise _describe_oserror(exc, target) from exc
+        raise filesystem_error(exc, target) from exc
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -79,7 +83,7 @@ def atomic_write(path: StrPath, *, mode: int = 0o644) -> Iterator[IO[bytes]]:
         tmp.replace(target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise _describe_oserror(exc, target) from exc
+        raise filesystem_error(exc, target) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -18,9 +18,9 @@ import tarfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
-from lockship._fs import atomic_write, atomic_write_text, safe_join
+from lockship._fs import atomic_write, atomic_write_text, filesystem_error, safe_join
 from lockship._install_script import list_files
-from lockship.errors import FilesystemError, InputError
+from lockship.errors import InputError
 from lockship.hashing import file_digest
 from lockship.manifest import read_record
 
@@ -79,10 +79,8 @@ def write_archive(bundle: Path, dest: Path, *, mtime: int) -> tuple[Path, str]:
                     with path.open("rb") as data:
                         size = os.fstat(data.fileno()).st_size
                         tar.addfile(_entry(f"{top}/{name}", mtime, size=size), data)
-                except OSError as exc:
-                    raise FilesystemError(
-                        f"cannot read: {exc.strerror or exc}", where=str(path)
-                    ) from None
+                except OSError as exc:  # reading the bundle or writing the archive
+                    raise filesystem_error(exc, path, action="cannot archive") from None
     sha256, _ = file_digest(archive)
     atomic_write_text(archive.with_name(archive.name + ".sha256"), f"{sha256}  {archive.name}\n")
     return archive, sha256
@@ -152,5 +150,5 @@ def extract_archive(archive: Path, dest: Path) -> Path:
     except (tarfile.TarError, EOFError) as exc:
         raise InputError(f"not a readable tar archive: {exc}", where=where) from None
     except OSError as exc:
-        raise FilesystemError(f"cannot extract: {exc.strerror or exc}", where=where) from None
+        raise filesystem_error(exc, Path(where), action="cannot extract") from None
     return root

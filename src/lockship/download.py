@@ -26,10 +26,10 @@ from typing import Optional
 
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from lockship._fs import exclusive_lock, fsync_dir
+from lockship._fs import exclusive_lock, filesystem_error, fsync_dir
 from lockship._urls import redact_url
 from lockship.cache import Cache
-from lockship.errors import FilesystemError, HashMismatchError, NetworkError
+from lockship.errors import HashMismatchError, IntegrityError, NetworkError
 from lockship.hashing import HashingWriter, file_digest
 from lockship.http import HttpClient
 
@@ -57,7 +57,8 @@ def download_to_cache(
     :param sha256: the expected digest. None (an index page without hashes)
         accepts the file as it comes and computes its digest; such downloads
         are not resumable.
-    :raises HashMismatchError: when the bytes do not match; nothing is cached.
+    :raises IntegrityError: when the bytes do not match (HashMismatchError), or
+        the server sends more than ``size`` bytes; nothing is cached.
     :raises NetworkError: when the download still fails after the retries.
     """
     if sha256 is None:
@@ -73,7 +74,7 @@ def download_to_cache(
         while True:
             try:
                 actual = _resumable(http, url, partial, size=size, what=what, progress=progress)
-            except HashMismatchError:  # too many bytes: never resume from them
+            except IntegrityError:  # too many bytes: never resume from them
                 partial.unlink(missing_ok=True)
                 raise
             if actual == sha256 and (size is None or partial.stat().st_size == size):
@@ -101,9 +102,7 @@ def _publish(partial: Path, final: Path) -> None:
         partial.replace(final)
         fsync_dir(final.parent)
     except OSError as exc:
-        raise FilesystemError(
-            f"cannot write to the cache: {exc.strerror}", where=str(final)
-        ) from None
+        raise filesystem_error(exc, final, action="cannot write to the cache") from None
 
 
 class _DroppedError(NetworkError):
@@ -183,19 +182,14 @@ def _continue(
                 os.fsync(sink.fileno())
                 return writer.hexdigest()
     except OSError as exc:
-        raise FilesystemError(
-            f"cannot write to the cache: {exc.strerror}", where=str(partial)
-        ) from None
+        raise filesystem_error(exc, partial, action="cannot write to the cache") from None
 
 
-def _too_long(url: str, size: Optional[int], what: str) -> HashMismatchError:
-    return HashMismatchError(
-        what=what,
-        url=redact_url(url),
-        expected_sha256="(not computed: the server sent too many bytes)",
-        actual_sha256="(refused)",
-        expected_size=size,
-        actual_size=(size or 0) + 1,
+def _too_long(url: str, size: Optional[int], what: str) -> IntegrityError:
+    return IntegrityError(
+        f"the server sent more than the {size} bytes the lock promises; "
+        f"the download was stopped and discarded (from {redact_url(url)})",
+        where=what,
     )
 
 
@@ -207,9 +201,7 @@ def _download_unknown(
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=".part")
     except OSError as exc:
-        raise FilesystemError(
-            f"cannot write to the cache: {exc.strerror}", where=str(tmp_dir)
-        ) from None
+        raise filesystem_error(exc, tmp_dir, action="cannot write to the cache") from None
     os.close(fd)
     tmp = Path(name)
     try:

@@ -325,7 +325,10 @@ def html_entries(text: str, page_url: str) -> list[Entry]:
         href = attrs.get("href")
         if not href:
             continue
-        url = urljoin(base, href)
+        try:
+            url = urljoin(base, href)
+        except ValueError:  # a bad port or IPv6 literal: skip this link, not the page
+            continue
         fragment = href.partition("#")[2]
         entry: Entry = {
             "filename": unquote(urlsplit(url).path.rsplit("/", 1)[-1]),

@@ -202,6 +202,14 @@ def read_lock(path: Path) -> Lock:
         raise InputError(str(exc), where=str(path)) from None
 
 
+def _dependency_name(dependency: Any, position: int) -> str:
+    name = dependency.get("name") if isinstance(dependency, dict) else None
+    if not isinstance(name, str) or not name:
+        msg = f"packages[{position}].dependencies has an entry without a name"
+        raise ValueError(msg)
+    return name
+
+
 def _locked_package(package: Package, position: int) -> LockedPackage:
     files: list[tuple[str, Any]] = [("wheel", w) for w in package.wheels or []]
     if package.sdist is not None:
@@ -233,6 +241,6 @@ def _locked_package(package: Package, position: int) -> LockedPackage:
         index=origin,
         requires_python=str(package.requires_python) if package.requires_python else None,
         extras=tool.get("extras", ()),
-        dependencies=tuple(str(d.get("name")) for d in package.dependencies or ()),
+        dependencies=tuple(_dependency_name(d, position) for d in package.dependencies or ()),
         via=tool.get("via", ()),
     )

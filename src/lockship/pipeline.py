@@ -119,7 +119,7 @@ def load_pipeline(path: Path) -> Pipeline:
         document = tomllib.loads(text)
     except OSError as exc:
         raise InputError(f"cannot read pipeline: {exc.strerror}", where=str(path)) from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # deep nesting: malformed too
         raise InputError(f"invalid TOML: {exc}", where=str(path)) from None
     if "lock" not in document:
         raise InputError(

@@ -947,7 +947,7 @@ def _load_toml(path: Path, display: str) -> dict[str, Any]:
         ) from None
     try:
         document: dict[str, Any] = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # deep nesting: malformed too
         message = str(exc).splitlines()[0]
         match = _TOML_LINE_RE.search(message)
         raise InputError(

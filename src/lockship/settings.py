@@ -126,7 +126,7 @@ def load_tool_config(path: Path) -> Optional[LockConfig]:
         document = tomllib.loads(text)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", where=str(path)) from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # deep nesting: malformed too
         raise InputError(f"invalid TOML: {exc}", where=str(path)) from None
     table = document.get("tool", {}).get("lockship")
     if table is None:
