@@ -247,3 +247,35 @@ def test_two_fetches_sharing_a_cache_at_once(served, tmp_path):
         assert "bundle one is in use by another lockship process" in one[1][1]
     assert check_bundle(tmp_path / "one") == check_bundle(tmp_path / "two")
     cache_files(Path(os.environ["LOCKSHIP_CACHE_DIR"]))
+
+
+def test_corrupt_cache_entry_is_caught_removed_and_recovered(served, tmp_path):
+    assert fetch(served, "--dest", "first")[0] == 0
+    cache = Path(os.environ["LOCKSHIP_CACHE_DIR"]) / "v1" / "files"
+    victim = next(p for p in cache.glob("*/*") if p.stat().st_size > BIG)
+    victim.chmod(0o644)
+    with victim.open("r+b") as handle:  # same size, one byte different
+        handle.seek(1000)
+        byte = handle.read(1)
+        handle.seek(1000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    code, _, err = fetch(served, "--dest", "second")
+    assert code == 6
+    assert "big-1.0-py3-none-any.whl: the cached copy had sha256" in err
+    assert not victim.exists()
+    assert not (tmp_path / "second" / "bundle.json").exists()
+    assert fetch(served, "--dest", "second")[0] == 0  # downloaded anew
+    check_bundle(tmp_path / "second")
+
+
+def test_replaced_bundle_file_is_not_taken_as_complete(served, tmp_path):
+    assert fetch(served)[0] == 0
+    wheel = tmp_path / "dist" / "host" / "wheels" / "small-1.0-py3-none-any.whl"
+    data = bytearray(wheel.read_bytes())
+    data[100] ^= 0xFF
+    wheel.unlink()
+    wheel.write_bytes(bytes(data))  # a new file of the same size, not the cache's
+    code, out, err = fetch(served, "--json")
+    assert code == 0, err
+    assert json.loads(out)["changed"] is True
+    check_bundle(tmp_path / "dist" / "host")

@@ -298,3 +298,20 @@ def test_sdist_metadata_built_in_isolation(world, project):
     assert pins(project / "locks" / "bullseye-amd64.txt") == {"theta": "1.0", "epsilon": "1.0"}
     # the isolated build installed the backend from this index, not from the host's pip config
     assert world.requests_matching("/simple/lockship-test-backend/")
+
+
+def test_sdist_only_for_target_uses_another_wheels_metadata_and_warns(project, index_server, wheel_dir):
+    # "compiled" ships an sdist and a Windows wheel only. Building the sdist would need a
+    # backend this index does not have, so the lock can only succeed by reading the
+    # Windows wheel's metadata (as uv does); fetch would refuse to build it, and says so.
+    server = index_server()
+    server.add(make_wheel(wheel_dir, "compiled", "1.0", tag="cp39-cp39-win_amd64", requires_dist=["gamma"]), upload_time=EARLY)
+    server.add(make_sdist(wheel_dir, "compiled", "1.0", requires_dist=["gamma"]), upload_time=EARLY)
+    server.add(make_wheel(wheel_dir, "gamma", "1.0"), upload_time=EARLY)
+    (project / "requirements.in").write_text("compiled\n")
+    code, _, err = run("lock", "--no-pip-config", "--index-url", server.simple_url, "--target", "linux-cp39")
+    assert code == 0, err
+    assert pins(project / "locks" / "linux-cp39.txt") == {"compiled": "1.0", "gamma": "1.0"}
+    assert "compiled 1.0 has no wheel for linux-cp39, only an sdist" in err
+    assert "refuse to build it for this target" in err
+    assert not server.requests_matching("/simple/lockship-test-backend/")  # nothing was built

@@ -331,15 +331,13 @@ FOREIGN = {
     "linux_aarch64-cp311": ("3.11", TargetFacts(11, "manylinux", "aarch64")),
 }
 # The glibc floor. uv 0.13's `x86_64-unknown-linux-gnu` and `aarch64-unknown-linux-gnu`
-# mean manylinux_2_28 (glibc 2.28), not 2.17: with --only-binary :all: they give the same
-# pins as `x86_64-manylinux_2_28`, and newer ones than `x86_64-manylinux_2_17` (on
-# linux-cp313: torch 2.15 vs 2.6, pyarrow 26 vs 20, numpy 2.5.4 vs 2.2.6). lockship's
-# default floor is glibc 2.17 (manylinux2014, CentOS 7 era). So each side is given the
-# same floor explicitly: lockship `--glibc 2.28` with uv's `*-unknown-linux-gnu`, and
-# lockship's default with uv's `*-manylinux_2_17`.
+# mean manylinux_2_28 (glibc 2.28): with --only-binary :all: they give the same pins as
+# `x86_64-manylinux_2_28`, and newer ones than `x86_64-manylinux_2_17` (on linux-cp313:
+# torch 2.15 vs 2.6, pyarrow 26 vs 20, numpy 2.5.4 vs 2.2.6). lockship's default floor is
+# the same glibc 2.28; `--glibc 2.17` is compared with uv's `*-manylinux_2_17`.
 FLOORS = {
-    "2.28": ("{arch}-unknown-linux-gnu", ["--glibc", "2.28"]),
-    "default": ("{arch}-manylinux_2_17", []),  # lockship's default is glibc 2.17
+    "default": ("{arch}-unknown-linux-gnu", []),  # both default to glibc 2.28
+    "2.17": ("{arch}-manylinux_2_17", ["--glibc", "2.17"]),
 }
 
 # Legitimate differences, per (set, target): name -> (lockship's pin, uv's pin).
@@ -369,14 +367,12 @@ def normalize_known(ours: Lockfile, oracle: Lockfile, known: dict[str, tuple[str
 @pytest.mark.parametrize("target", list(FOREIGN))
 @pytest.mark.parametrize("set_name", ["medium", "markers"])
 def test_foreign_lock_matches_uv(tools, set_name, target):
-    # At glibc 2.28 (uv's default): every pin of these sets has a wheel for the target.
-    # (At lockship's default 2.17, pandas 2.3.3 on linux-cp39 has only its sdist, whose
-    # metadata lockship gets by compiling pandas: minutes; the floor itself is checked
-    # with --only-binary below.)
+    # At glibc 2.28 (both tools' default) every pin of these sets has a wheel for the
+    # target; the floor itself is checked with --only-binary below.
     python, facts = FOREIGN[target]
     facts = TargetFacts(facts.minor, facts.platform, facts.arch, glibc=28)
     project = tools.project(f"{set_name}-{target}", SETS[set_name])
-    uv_platform, floor_args = FLOORS["2.28"]
+    uv_platform, floor_args = FLOORS["default"]
     ours = tools.lockship(project, target, "--exclude-newer", EXCLUDE_NEWER, *floor_args)
     assert check_files(tools.last_pylock, lambda f: wheel_fits(f, facts)) == []  # no sdist
     oracle = tools.uv(project, uv_platform.format(arch=facts.arch), python)
@@ -417,7 +413,7 @@ def test_only_binary_follows_the_glibc_floor_like_uv(tools, target):
     project = tools.project(f"wheels-{target}", WHEELS)
     answers = {}
     for floor, (uv_platform, floor_args) in FLOORS.items():
-        glibc = 28 if floor == "2.28" else 17
+        glibc = 17 if floor == "2.17" else 28
         facts = TargetFacts(facts.minor, facts.platform, facts.arch, glibc=glibc)
         args = ["--exclude-newer", EXCLUDE_NEWER, "--only-binary", ":all:", *floor_args]
         ours = tools.lockship(project, target, *args)
@@ -426,7 +422,7 @@ def test_only_binary_follows_the_glibc_floor_like_uv(tools, target):
         oracle = tools.uv(project, platform, python, "--only-binary", ":all:")
         assert_same_pins_and_hashes(ours, oracle, f"uv --python-platform {platform}")
         answers[floor] = ours.lines()
-    assert answers["default"] != answers["2.28"], "the glibc floor changed nothing"
+    assert answers["default"] != answers["2.17"], "the glibc floor changed nothing"
 
 
 def test_requires_python_exclusion_is_what_pip_says():

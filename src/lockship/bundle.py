@@ -112,6 +112,7 @@ class _Planned:
     wheel: Optional[Path] = None  # the wheel that goes into the bundle (a cache path)
     wheel_name: str = ""  # its filename in wheels/
     built_from: Optional[BuiltFrom] = None
+    verified: bool = False  # its bytes were hashed in this run (downloaded or built)
 
 
 def fetch(request: FetchRequest, reporter: Optional[FetchReporter] = None) -> FetchResult:
@@ -130,13 +131,13 @@ def fetch(request: FetchRequest, reporter: Optional[FetchReporter] = None) -> Fe
     dest = request.dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(dest.parent / f".{dest.name}.lock", what=f"bundle {dest}", wait=0):
-        current = _complete_bundle(dest, lock, include_self=request.include_self)
+        cache = Cache(request.cache_dir or default_cache_dir())
+        current = _complete_bundle(dest, lock, cache, include_self=request.include_self)
         if current is not None:
             reporter.started(len(current.files), 0, 0)
             return FetchResult(
                 dest, current, 0, 0, 0, changed=False, seconds=time.monotonic() - started
             )
-        cache = Cache(request.cache_dir or default_cache_dir())
         http = HttpClient(request.index_config, pool_size=request.jobs, offline=request.offline)
         plan = [_Planned(p) for p in lock.packages]
         self_plan = []
@@ -181,8 +182,14 @@ def _check_target(lock: Lock, target: Target, path: Path) -> None:
         )
 
 
-def _complete_bundle(dest: Path, lock: Lock, *, include_self: bool) -> Optional[BundleRecord]:
-    """The bundle's record if it already holds exactly this lock's files, else None."""
+def _complete_bundle(
+    dest: Path, lock: Lock, cache: Cache, *, include_self: bool
+) -> Optional[BundleRecord]:
+    """The bundle's record if it already holds exactly this lock's files, else None.
+
+    A file that is the very cache entry named by its sha256 (a hard link) was
+    hashed when it entered the cache; any other file is hashed again here.
+    """
     try:
         record = BundleRecord.model_validate_json((dest / "bundle.json").read_bytes())
     except (OSError, ValueError):
@@ -197,7 +204,12 @@ def _complete_bundle(dest: Path, lock: Lock, *, include_self: bool) -> Optional[
         return None
     for item in record.files:
         path = dest / item.path
-        if path.stat().st_size != item.size:
+        stat = path.stat()
+        if stat.st_size != item.size:
+            return None
+        cached = cache.file_path(item.sha256)
+        linked = cached.exists() and os.path.samestat(stat, cached.stat())
+        if not linked and file_digest(path)[0] != item.sha256:
             return None
     return record
 
@@ -262,6 +274,7 @@ def _download_all(
             progress=reporter.advance,
         )
         item.cache_file = path
+        item.verified = True  # hashed while downloading
         reporter.file_done(artifact.filename, "download")
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -348,8 +361,23 @@ def _check_built_tags(wheel: Path, target: Target, sdist: str) -> None:
 # --- assembling the bundle ------------------------------------------------------------------
 
 
-def _place(source: Path, dest: Path, sha256: str, size: int) -> None:
-    """Put a verified cache file at ``dest``: a hard link, else a verified copy."""
+def _place(source: Path, dest: Path, sha256: str, size: int, *, verified: bool) -> None:
+    """Put a cache file at ``dest`` (a hard link, else a copy), checking its bytes.
+
+    :param verified: the source was hashed in this run already.
+    :raises IntegrityError: when the cached copy is corrupt; it is removed from the
+        cache, so the next run downloads it again.
+    """
+    if not verified:
+        actual, _ = file_digest(source)
+        if actual != sha256:
+            source.unlink(missing_ok=True)
+            raise IntegrityError(
+                f"the cached copy had sha256 {actual}, expected {sha256}; it was removed "
+                "from the cache",
+                where=dest.name,
+                hint="run lockship fetch again to download it anew",
+            )
     if dest.exists():
         same = dest.stat()
         if (same.st_ino, same.st_dev) == (source.stat().st_ino, source.stat().st_dev):
@@ -463,7 +491,8 @@ def _place_all(wheels_dir: Path, plan: Sequence[_Planned], lock_name: str) -> li
         else:
             sha256, size = file_digest(item.wheel)
         # The name comes from the lock (and so from an index): it must not escape wheels/.
-        _place(item.wheel, safe_join(wheels_dir, item.wheel_name, what=lock_name), sha256, size)
+        target = safe_join(wheels_dir, item.wheel_name, what=lock_name)
+        _place(item.wheel, target, sha256, size, verified=item.verified or bool(item.built_from))
         files.append(
             BundleFile(
                 path=f"wheels/{item.wheel_name}",

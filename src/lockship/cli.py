@@ -183,7 +183,7 @@ def lock_command(
     no_pip_config: bool = typer.Option(
         False, "--no-pip-config", help="Ignore pip's config files and PIP_* variables."
     ),
-    glibc: Optional[str] = typer.Option(None, help="glibc floor of linux targets (default 2.17)."),
+    glibc: Optional[str] = typer.Option(None, help="glibc floor of linux targets (default 2.28)."),
     musl: Optional[str] = typer.Option(None, help="musl floor of musllinux targets (default 1.2)."),
     macos: Optional[str] = typer.Option(None, help="macOS floor of macos targets (default 13.0)."),
     offline: bool = typer.Option(False, "--offline", help="Resolve from the cache only."),
@@ -366,7 +366,7 @@ def probe_command(
 
 @app.command("targets")
 def targets_command(
-    glibc: Optional[str] = typer.Option(None, help="glibc floor (default 2.17)."),
+    glibc: Optional[str] = typer.Option(None, help="glibc floor (default 2.28)."),
     musl: Optional[str] = typer.Option(None, help="musl floor (default 1.2)."),
     macos: Optional[str] = typer.Option(None, help="macOS floor (default 13.0)."),
     verbose: bool = VERBOSE,

@@ -432,8 +432,13 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if dist is None:
             self._reject(name, version, why or "no usable file")
             return None
+        # An sdist chosen because no wheel fits this target: its dependencies are
+        # read from a wheel of the same release for another platform when there is
+        # one (as uv does), instead of compiling the project just to learn them.
+        # Platform differences are expressed by markers, evaluated for the target.
+        source = dist if dist.is_wheel else (_metadata_donor(files) or dist)
         try:
-            meta = self.metadata.get(dist)
+            meta = self.metadata.get(source)
         except MetadataError as exc:
             self._warn(f"ignoring {name} {version}: {exc}")
             self._reject(name, version, str(exc))
@@ -454,6 +459,14 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             )
             return None
         return Candidate(identifier, name, extras, version, dist, meta)
+
+
+def _metadata_donor(files: Sequence[DistFile]) -> Optional[DistFile]:
+    """The wheel of a release whose metadata stands for the release's sdist."""
+    wheels = [f for f in files if f.is_wheel and f.yanked is None]
+    # Cheapest first: advertised PEP 658 metadata, then pure wheels (small), then any.
+    wheels.sort(key=lambda f: (not f.has_metadata_file, "-none-any" not in f.filename, f.filename))
+    return wheels[0] if wheels else None
 
 
 # --- prefetching -----------------------------------------------------------------
@@ -583,6 +596,8 @@ def _collect(result: Any, provider: Provider) -> Resolution:
     for name in sorted(by_name):
         candidates = by_name[name]
         base = next((c for c in candidates if not c.extras), candidates[0])
+        if not base.dist.is_wheel:
+            _warn_compiled_sdist(provider, base)
         extras = sorted({e for c in candidates for e in c.extras})
         deps = sorted(
             {
@@ -606,6 +621,21 @@ def _collect(result: Any, provider: Provider) -> Resolution:
             )
         )
     return Resolution(tuple(packages), tuple(provider.warnings))
+
+
+def _warn_compiled_sdist(provider: Provider, candidate: Candidate) -> None:
+    """Say at lock time what fetch will refuse: building a compiled project here."""
+    files = provider.index.project(candidate.name).files(candidate.version)
+    wheels = [f for f in files if f.is_wheel]
+    if wheels and not any(f.filename.endswith("-none-any.whl") for f in wheels):
+        target = provider.target
+        provider._warn(  # noqa: SLF001 - same module
+            f"{candidate} has no wheel for {target.name}, only an sdist, and its wheels are "
+            "all platform-specific: it is most likely compiled, and `lockship fetch` will "
+            "refuse to build it for this target. Pin a version with a wheel for the target, "
+            "give the real glibc with --glibc or a probe file, or build it on a machine like "
+            "the target and add it with --find-links"
+        )
 
 
 def _via_order(parent: str) -> tuple[bool, str]:

@@ -60,12 +60,15 @@ MARKER_KEYS = (
 class Floors:
     """Oldest OS ABI a short-name target is assumed to have.
 
-    The defaults match uv's ``--python-platform`` defaults, so the two tools
-    agree on what ``linux`` means: manylinux_2_17 (glibc 2.17, CentOS 7 era),
-    musllinux_1_2, and macOS 13.0 (the oldest macOS still supported by Apple).
+    The defaults match uv's ``--python-platform`` defaults (uv 0.13), so the
+    two tools agree on what ``linux`` means: manylinux_2_28 (glibc 2.28: RHEL 8,
+    Debian 10, Ubuntu 20.04 and newer), musllinux_1_2, and macOS 13.0 (the
+    oldest macOS still supported by Apple). Many current releases publish no
+    manylinux2014 (glibc 2.17) wheels any more; for an older machine pass
+    ``--glibc 2.17`` or, better, a probe file.
     """
 
-    glibc: tuple[int, int] = (2, 17)
+    glibc: tuple[int, int] = (2, 28)
     musl: tuple[int, int] = (1, 2)
     macos: tuple[int, int] = (13, 0)
 
@@ -82,7 +85,7 @@ class Target(BaseModel):
     description: str
     marker_environment: dict[str, str]
     tags: tuple[str, ...]
-    floor: Optional[str] = None  # e.g. "glibc 2.17"; None for an exact (probed) target
+    floor: Optional[str] = None  # e.g. "glibc 2.28"; None for an exact (probed) target
     source: str  # "short name", "host", or the probe file's path
 
     @cached_property
