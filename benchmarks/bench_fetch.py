@@ -216,8 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         ("Every run is checked to have written exactly the locked wheels. What the warm "
         "rows check: lockship's no-op compares the bundle's file names and sizes with its "
-        "bundle.json and does not re-hash the files; pip re-hashes every file already in "
-        "DIR (and re-reads the index pages). The lockship process itself needs ~50 MiB "
+        "bundle.json and trusts a file without re-hashing only where it is the verified "
+        "cache entry itself (a hard link); filling a fresh bundle from the cache re-hashes "
+        "every cached file; pip re-hashes every file already in DIR (and re-reads the index "
+        "pages). The lockship process itself needs ~50 MiB "
         "(interpreter and imports), so the peak RSS of a cold fetch is that plus the "
         "download buffers, whatever the size of the wheels."),
         "",

@@ -37,8 +37,3 @@ class Memo(Generic[K, V]):
             except BaseException as exc:  # noqa: BLE001 - handed to every waiter below
                 future.set_exception(exc)
         return future.result()
-
-    def done(self, key: K) -> bool:
-        with self._lock:
-            future = self._futures.get(key)
-        return future is not None and future.done()
