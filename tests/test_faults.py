@@ -43,13 +43,14 @@ KILL_AT = """
 import os, signal, sys
 count, function = int(sys.argv[1]), sys.argv[2]
 original = getattr(os, function)
-calls = [0]
-def hooked(*args, **kwargs):
-    calls[0] += 1
-    if calls[0] == count:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return original(*args, **kwargs)
-setattr(os, function, hooked)
+class Hook:  # an object, not a function: stored as a class attribute (pathlib on 3.9) it stays unbound
+    calls = 0
+    def __call__(self, *args, **kwargs):
+        Hook.calls += 1
+        if Hook.calls == count:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(*args, **kwargs)
+setattr(os, function, Hook())
 sys.argv = ["lockship", *sys.argv[3:]]
 from lockship.cli import main
 main()

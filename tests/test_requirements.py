@@ -1099,7 +1099,8 @@ def test_pip_also_rejects(tmp_path, files, where, phrase):
     write(tmp_path, files)
     with pytest.raises(Exception) as info:
         pip_parse(tmp_path / "req.in")
-    assert type(info.value).__module__.startswith("pip._internal"), info.value
+    # pip's own error, or the vendored packaging error it lets through (older pips)
+    assert type(info.value).__module__.startswith(("pip._internal", "pip._vendor")), info.value
 
 
 @needs_pip
