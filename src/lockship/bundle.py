@@ -37,12 +37,6 @@ from lockship._fs import (
     safe_join,
 )
 from lockship._urls import redact_url
-from lockship._zip import (
-    METADATA_SUFFIX,
-    FileRangeReader,
-    dist_info_metadata_chooser,
-    read_member,
-)
 from lockship.cache import Cache, default_cache_dir
 from lockship.config import IndexConfig
 from lockship.download import download_to_cache
@@ -51,7 +45,7 @@ from lockship.hashing import CHUNK, file_digest
 from lockship.http import HttpClient
 from lockship.lockfile import read_lock
 from lockship.manifest import SIGN_OUTPUTS
-from lockship.metadata import parse_core_metadata
+from lockship.metadata import parse_core_metadata, read_wheel_metadata
 from lockship.models import BuiltFrom, BundleFile, BundleRecord, Lock, LockedPackage
 from lockship.sdists import build_env, build_wheel
 from lockship.targets import Target
@@ -218,20 +212,9 @@ def _check_wheel_metadata(item: _Planned) -> None:
     """Each wheel's own METADATA must name the locked project and version."""
     assert item.wheel is not None  # noqa: S101 - set by download/build
     package = item.package
-    try:
-        name, version, _, _ = parse_wheel_filename(item.wheel_name)
-    except ValueError as exc:
-        raise IntegrityError(f"not a wheel filename: {exc}", where=item.wheel_name) from None
-    try:
-        with item.wheel.open("rb") as handle:
-            _, data, _ = read_member(
-                FileRangeReader(handle),
-                dist_info_metadata_chooser(name, str(version)),
-                suffix=METADATA_SUFFIX,
-            )
-        meta = parse_core_metadata(data, where=item.wheel_name)
-    except ValueError as exc:
-        raise IntegrityError(f"unreadable wheel: {exc}", where=item.wheel_name) from None
+    meta = parse_core_metadata(
+        read_wheel_metadata(item.wheel, item.wheel_name), where=item.wheel_name
+    )
     if meta.name != canonicalize_name(package.name) or str(meta.version) != package.version:
         raise IntegrityError(
             f"the wheel's METADATA says {meta.name} {meta.version}, "

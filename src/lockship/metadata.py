@@ -23,7 +23,7 @@ from typing import Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from lockship._memo import Memo
@@ -36,15 +36,21 @@ from lockship._zip import (
 )
 from lockship.cache import Cache
 from lockship.download import download_to_cache
-from lockship.errors import BuildError, HashMismatchError, LockshipError, NetworkError
+from lockship.errors import BuildError, HashMismatchError, IntegrityError, NetworkError
 from lockship.http import HttpClient
 from lockship.index import DistFile
 from lockship.sdists import build_wheel, read_pkg_info, static_pkg_info
 
-__all__ = ["CoreMetadata", "MetadataError", "MetadataFetcher", "parse_core_metadata"]
+__all__ = [
+    "CoreMetadata",
+    "MetadataError",
+    "MetadataFetcher",
+    "parse_core_metadata",
+    "read_wheel_metadata",
+]
 
 
-class MetadataError(LockshipError):
+class MetadataError(IntegrityError):
     """A distribution's metadata is unreadable or contradicts its filename."""
 
 
@@ -110,6 +116,24 @@ def parse_core_metadata(data: bytes, *, where: str) -> CoreMetadata:
         requires_python=requires_python,
         provides_extra=frozenset(canonicalize_name(e) for e in raw.get("provides-extra", [])),
     )
+
+
+def read_wheel_metadata(path: Path, filename: str) -> bytes:
+    """The ``*.dist-info/METADATA`` of the local wheel ``path``, named ``filename``.
+
+    :raises MetadataError: when it is not a readable wheel of that name and version.
+    """
+    try:
+        name, version, _, _ = parse_wheel_filename(filename)
+        with path.open("rb") as handle:
+            _, data, _ = read_member(
+                FileRangeReader(handle),
+                dist_info_metadata_chooser(name, str(version)),
+                suffix=METADATA_SUFFIX,
+            )
+    except ValueError as exc:  # InvalidWheelFilename included
+        raise MetadataError(f"cannot read the wheel's METADATA: {exc}", where=filename) from None
+    return data
 
 
 class RangeNotSupportedError(Exception):
@@ -302,15 +326,7 @@ class MetadataFetcher:
         return response.body
 
     def _from_local_wheel(self, path: Path, dist: DistFile) -> bytes:
-        try:
-            with path.open("rb") as handle:
-                _, data, _ = read_member(
-                    FileRangeReader(handle), self._chooser(dist), suffix=METADATA_SUFFIX
-                )
-        except ValueError as exc:
-            raise MetadataError(
-                f"cannot read the wheel's METADATA: {exc}", where=dist.filename
-            ) from None
+        data = read_wheel_metadata(path, dist.filename)
         self._count("local")
         return data
 
@@ -331,17 +347,7 @@ class MetadataFetcher:
             self._count("sdist-static")
             return pkg_info
         wheel = self.built_wheel(dist, sha256)
-        with wheel.open("rb") as handle:
-            try:
-                _, data, _ = read_member(
-                    FileRangeReader(handle),
-                    lambda names: _only_metadata(names, dist.filename),
-                    suffix=METADATA_SUFFIX,
-                )
-            except ValueError as exc:
-                raise MetadataError(
-                    f"built wheel has no METADATA: {exc}", where=dist.filename
-                ) from None
+        data = read_wheel_metadata(wheel, wheel.name)
         self._count("sdist-build")
         return data
 
@@ -371,11 +377,3 @@ class MetadataFetcher:
             "source_date_epoch": int(self.build_env.get("SOURCE_DATE_EPOCH", "0")),
         }
         return self.cache.store_built_wheel(sha256, built.path, info)
-
-
-def _only_metadata(names: list[str], what: str) -> str:
-    candidates = [n for n in names if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
-    if len(candidates) != 1:
-        msg = f"expected one .dist-info/METADATA in the wheel built from {what}"
-        raise ValueError(msg)
-    return candidates[0]

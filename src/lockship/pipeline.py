@@ -36,7 +36,6 @@ from typing import Optional, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lockship import sshsig
-from lockship._compat import tomllib
 from lockship._fs import atomic_write_bytes, atomic_write_text, exclusive_lock
 from lockship.bundle import FetchReporter, FetchRequest, fetch
 from lockship.compile import LockReporter, LockRequest, gather_inputs, lock
@@ -44,7 +43,7 @@ from lockship.config import IndexConfig, load_index_config
 from lockship.errors import BusyError, InputError, LockshipError, SignatureError
 from lockship.lockfile import lock_paths
 from lockship.requirements import IndexOptions
-from lockship.settings import LockConfig, key_line, validation_error
+from lockship.settings import LockConfig, key_line, read_toml, validation_error
 from lockship.targets import Target, make_floors, parse_target
 
 __all__ = ["Pipeline", "TargetRun", "load_pipeline", "run_pipeline"]
@@ -114,13 +113,7 @@ def load_pipeline(path: Path) -> Pipeline:
 
     :raises InputError: naming the file, the line and the key of the first problem.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-        document = tomllib.loads(text)
-    except OSError as exc:
-        raise InputError(f"cannot read pipeline: {exc.strerror}", where=str(path)) from None
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # deep nesting: malformed too
-        raise InputError(f"invalid TOML: {exc}", where=str(path)) from None
+    text, document = read_toml(path)
     if "lock" not in document:
         raise InputError(
             "no [lock] table",

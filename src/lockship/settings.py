@@ -17,7 +17,14 @@ from lockship._compat import tomllib
 from lockship.config import IndexStrategy
 from lockship.errors import InputError
 
-__all__ = ["LockConfig", "key_line", "load_tool_config", "parse_timestamp", "validation_error"]
+__all__ = [
+    "LockConfig",
+    "key_line",
+    "load_tool_config",
+    "parse_timestamp",
+    "read_toml",
+    "validation_error",
+]
 
 
 def parse_timestamp(value: str, *, where: str) -> datetime:
@@ -119,15 +126,23 @@ def validation_error(
     return InputError(f"[{table}]{' ' + key if key else ''}: {message}", where=where)
 
 
-def load_tool_config(path: Path) -> Optional[LockConfig]:
-    """The ``[tool.lockship]`` table of ``path``, or None when it has none."""
+def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    """(text, document) of a TOML file.
+
+    :raises InputError: naming the file when it cannot be read or parsed.
+    """
     try:
         text = path.read_text(encoding="utf-8")
-        document = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", where=str(path)) from None
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # deep nesting: malformed too
-        raise InputError(f"invalid TOML: {exc}", where=str(path)) from None
+    except (tomllib.TOMLDecodeError, RecursionError, UnicodeDecodeError) as exc:
+        raise InputError(f"invalid TOML: {exc}", where=str(path)) from None  # deep nesting too
+
+
+def load_tool_config(path: Path) -> Optional[LockConfig]:
+    """The ``[tool.lockship]`` table of ``path``, or None when it has none."""
+    text, document = read_toml(path)
     table = document.get("tool", {}).get("lockship")
     if table is None:
         return None
