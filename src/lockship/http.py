@@ -308,10 +308,14 @@ def _netloc(url: str) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None) or exc
-    text = str(reason)
-    # urllib3 messages embed the connection object; keep the human part.
-    return text.split(": ", 1)[-1] if "object at 0x" in text else text
+    """The human part of a urllib3 error ("Connection refused", not the pool's repr)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
+    text = str(getattr(exc, "reason", None) or exc)
+    return text.rsplit(": ", 1)[-1] if "HTTPConnection" in text or "object at 0x" in text else text
 
 
 def _status_error(status: int, url: str, what: str) -> NetworkError:
