@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -222,3 +223,30 @@ def reseal(bundle: Path, key: Path) -> None:
     (bundle / "SHA256SUMS").write_text(render_sums(sums))
     signature = sshsig.sign((bundle / "SHA256SUMS").read_bytes(), sshsig.load_signing_key(key))
     (bundle / "SHA256SUMS.sig").write_text(signature)
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cache_files(cache: Optional[Path] = None) -> dict[str, str]:
+    """Every cached file, which must be stored under the sha256 of its bytes."""
+    root = cache if cache is not None else Path(os.environ["LOCKSHIP_CACHE_DIR"])
+    files = {p.name: sha256_of(p) for p in (root / "v1" / "files").glob("*/*")}
+    for name, digest in files.items():
+        assert name == digest, f"cache holds {name} with bytes hashing to {digest}"
+    return files
+
+
+def check_bundle(bundle: Path) -> dict[str, str]:
+    """A fetched bundle holds exactly the files bundle.json and requirements.txt name."""
+    record = json.loads((bundle / "bundle.json").read_text())
+    wheels = {p.name: sha256_of(p) for p in (bundle / "wheels").iterdir()}
+    assert {Path(f["path"]).name: f["sha256"] for f in record["files"]} == wheels
+    pinned = [
+        line.split("sha256:")[1]
+        for line in (bundle / "requirements.txt").read_text().splitlines()
+        if "--hash" in line
+    ]
+    assert sorted(pinned) == sorted(wheels.values())
+    return wheels

@@ -13,7 +13,6 @@ What must hold whatever happens:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -28,7 +27,7 @@ from typing import Optional
 
 import pytest
 
-from bundles import Keys
+from bundles import Keys, cache_files, check_bundle
 from cli_runner import run
 from pkgbuild import make_wheel
 
@@ -59,31 +58,6 @@ main()
 
 def lockship(*args: str) -> list[str]:
     return [sys.executable, "-m", "lockship", *args]
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def cache_files(cache: Path) -> dict[str, str]:
-    """Every cached file must be stored under the sha256 of its bytes, and nothing else there."""
-    files = {p.name: sha256(p) for p in (cache / "v1" / "files").glob("*/*")}
-    for name, digest in files.items():
-        assert name == digest, f"cache holds {name} with bytes hashing to {digest}"
-    return files
-
-
-def check_bundle(bundle: Path) -> dict[str, str]:
-    record = json.loads((bundle / "bundle.json").read_text())
-    wheels = {p.name: sha256(p) for p in (bundle / "wheels").iterdir()}
-    assert {Path(f["path"]).name: f["sha256"] for f in record["files"]} == wheels
-    pinned = [
-        line.split("sha256:")[1]
-        for line in (bundle / "requirements.txt").read_text().splitlines()
-        if "--hash" in line
-    ]
-    assert sorted(pinned) == sorted(wheels.values())
-    return wheels
 
 
 def not_presented_as_done(bundle: Path) -> None:

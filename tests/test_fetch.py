@@ -7,7 +7,6 @@ cache ever holds a file with wrong bytes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -19,24 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from bundles import cache_files, check_bundle
 from cli_runner import run
 from pkgbuild import make_sdist, make_wheel
 
 EARLY = datetime(2024, 1, 1, tzinfo=timezone.utc)
 BIG = 3 * 1024 * 1024
 
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def cache_files(cache: Path) -> dict[str, str]:
-    """Every cached file must be stored under the sha256 of its bytes."""
-    files = {p.name: sha256(p) for p in (cache / "v1" / "files").glob("*/*")}
-    for name, digest in files.items():
-        assert name == digest, f"cache holds {name} with bytes hashing to {digest}"
-    return files
 
 
 @pytest.fixture
@@ -57,15 +45,6 @@ def served(index_server, wheel_dir, backend_wheel, tmp_path, monkeypatch):
 
 def fetch(server, *args: str) -> tuple[int, str, str]:
     return run("fetch", "--target", "host", "--no-pip-config", "--index-url", server.simple_url, "-q", *args)
-
-
-def check_bundle(bundle: Path) -> dict[str, str]:
-    record = json.loads((bundle / "bundle.json").read_text())
-    wheels = {p.name: sha256(p) for p in (bundle / "wheels").iterdir()}
-    assert {Path(f["path"]).name: f["sha256"] for f in record["files"]} == wheels
-    pinned = [line.split("sha256:")[1] for line in (bundle / "requirements.txt").read_text().splitlines() if "--hash" in line]
-    assert sorted(pinned) == sorted(wheels.values())
-    return wheels
 
 
 def test_fetch_builds_a_bundle_pip_installs_offline(served, tmp_path):

@@ -44,6 +44,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 import indexserver
+from bundles import cache_files, sha256_of
 from cli_runner import run
 from indexserver import HTML_TYPE, JSON_TYPE, IndexServer
 from pkgbuild import make_sdist, make_wheel
@@ -120,10 +121,6 @@ def clean_error(err: str, code: int, *named: str) -> None:
         assert thing in errors[0], err
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def file_entry(url: str, path: Path, *, filename: Optional[str] = None, **extra: object) -> dict[str, object]:
     data = path.read_bytes()
     return {
@@ -148,14 +145,6 @@ def new_files_outside(root: Path, before: set[str], allowed: tuple[str, ...]) ->
     return sorted(
         p for p in snapshot(root) - before if not any(p == a or p.startswith(a + "/") for a in allowed)
     )
-
-
-def cache_files() -> dict[str, str]:
-    cache = Path(os.environ["LOCKSHIP_CACHE_DIR"])
-    files = {p.name: sha256_of(p) for p in (cache / "v1" / "files").glob("*/*")}
-    for name, digest in files.items():
-        assert name == digest
-    return files
 
 
 def partial_files() -> list[Path]:
