@@ -22,7 +22,8 @@ from packaging.version import Version
 
 from lockship import __version__
 from lockship._compat import tomllib
-from lockship.cache import Cache
+from lockship._urls import redact_url
+from lockship.cache import Cache, default_cache_dir
 from lockship.config import IndexConfig
 from lockship.errors import InputError, LockshipError
 from lockship.hashing import file_digest
@@ -179,8 +180,6 @@ def _target_info(target: Target) -> TargetInfo:
 
 def _settings(request: LockRequest) -> LockSettings:
     config = request.index_config
-    from lockship._urls import redact_url  # noqa: PLC0415
-
     return LockSettings(
         indexes=tuple(redact_url(u) for u in config.indexes),
         find_links=tuple(redact_url(u) for u in config.find_links),
@@ -253,9 +252,16 @@ def _build_lock(
     )
 
 
-def check_lock(request: LockRequest, target: Target) -> TargetResult:
+def check_lock(
+    request: LockRequest,
+    target: Target,
+    *,
+    inputs: tuple[InputFile, ...],
+    settings: LockSettings,
+) -> TargetResult:
     """Compare a target's lock on disk with its inputs, without resolving.
 
+    :param inputs: the digests of ``request``'s input files, computed once per run.
     :raises InputError: when there is no readable lock.
     """
     started = time.monotonic()
@@ -263,10 +269,10 @@ def check_lock(request: LockRequest, target: Target) -> TargetResult:
     current = read_lock(toml)
     reasons = stale_reasons(
         current,
-        inputs=_input_files(request),
+        inputs=inputs,
         target=_target_info(target),
         exclude_newer=request.exclude_newer,
-        settings=_settings(request),
+        settings=settings,
     )
     if not txt.is_file() or txt.read_text(encoding="utf-8") != render_requirements(current):
         reasons.append(f"{txt} does not match {toml.name} (edited by hand, or missing)")
@@ -339,8 +345,13 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
     reporter = reporter or _QuietReporter()
     if not request.targets:
         raise InputError("no target given", where="--target", hint="e.g. --target linux-cp39")
+    inputs = _input_files(request)
+    settings = _settings(request)
     if request.check:
-        return [check_lock(request, target) for target in request.targets]
+        return [
+            check_lock(request, target, inputs=inputs, settings=settings)
+            for target in request.targets
+        ]
     roots = _roots(request.inputs)
     if not roots:
         raise InputError(
@@ -349,10 +360,6 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
             hint="list packages in requirements.in or [project] dependencies",
         )
     constraints: list[Requirement] = [c.requirement for c in request.inputs.constraints]
-    inputs = _input_files(request)
-    settings = _settings(request)
-    from lockship.cache import default_cache_dir  # noqa: PLC0415
-
     cache = Cache(request.cache_dir or default_cache_dir())
     http = HttpClient(request.index_config, pool_size=max(4, request.jobs), offline=request.offline)
     index = IndexClient(
@@ -372,7 +379,7 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
         txt, toml = lock_paths(request.output_dir, target.name)
         if request.reuse and toml.is_file():
             try:
-                kept = check_lock(request, target)
+                kept = check_lock(request, target, inputs=inputs, settings=settings)
             except InputError:
                 kept = None  # unreadable: lock afresh
             if kept is not None and not kept.changed:
