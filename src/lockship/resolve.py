@@ -242,7 +242,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         options: ResolveOptions,
         constraints: Mapping[NormalizedName, SpecifierSet],
         hashes: Mapping[NormalizedName, frozenset[str]],
-        prefetch: Callable[[NormalizedName, SpecifierSet], None],
+        pool: ThreadPoolExecutor,
     ) -> None:
         self.target = target
         self.env = dict(target.marker_environment)
@@ -251,7 +251,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self.options = options
         self.constraints = constraints
         self.hashes = hashes
-        self.prefetch = prefetch
+        self.prefetch = Prefetcher(pool, self)
         self.chooser = FileChooser(target, options)
         self.rejections: dict[NormalizedName, dict[Version, str]] = {}
         self.warnings: list[str] = []
@@ -475,9 +475,9 @@ def _metadata_donor(files: Sequence[DistFile]) -> Optional[DistFile]:
 class Prefetcher:
     """Speculatively fetch index pages and metadata along the dependency graph."""
 
-    def __init__(self, pool: ThreadPoolExecutor, provider_ref: list[Provider]) -> None:
+    def __init__(self, pool: ThreadPoolExecutor, provider: Provider) -> None:
         self.pool = pool
-        self.provider_ref = provider_ref
+        self.provider = provider
         self._seen: set[tuple[NormalizedName, str]] = set()
         self._lock = threading.Lock()
 
@@ -490,7 +490,7 @@ class Prefetcher:
         self.pool.submit(self._run, name, specifier)
 
     def _run(self, name: NormalizedName, specifier: SpecifierSet) -> None:
-        provider = self.provider_ref[0]
+        provider = self.provider
         try:
             project = provider.index.project(name)
             candidate = next(
@@ -550,8 +550,6 @@ def resolve(
         for r in active
     ]
     with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-        provider_ref: list[Provider] = []
-        prefetch = Prefetcher(pool, provider_ref)
         provider = Provider(
             target=target,
             index=index,
@@ -559,11 +557,11 @@ def resolve(
             options=options,
             constraints=constraint_specs,
             hashes=hashes,
-            prefetch=prefetch,
+            pool=pool,
         )
-        provider_ref.append(provider)
         for req in reqs:
-            prefetch(req.name, req.specifier & constraint_specs.get(req.name, SpecifierSet()))
+            limit = constraint_specs.get(req.name, SpecifierSet())
+            provider.prefetch(req.name, req.specifier & limit)
         resolver: Resolver[Req, Candidate, str] = Resolver(provider, reporter or BaseReporter())
         try:
             result = resolver.resolve(reqs, max_rounds=20000)
