@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Optional, Protocol
@@ -97,7 +97,6 @@ class TargetResult:
     pylock_path: Path
     changed: bool  # the files on disk differ (or differed, with --check) from this lock
     seconds: float
-    stats: dict[str, int] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()  # with --check: why the lock is out of date
 
     @property
@@ -421,13 +420,7 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
         )
         if changed:
             write_lock(new, request.output_dir)
-        result = TargetResult(
-            target, new, txt, toml, changed, time.monotonic() - started,
-            stats=dict(metadata.stats) | {
-                "pages_fetched": index.pages_fetched,
-                "pages_from_cache": index.pages_from_cache,
-            },
-        )
+        result = TargetResult(target, new, txt, toml, changed, time.monotonic() - started)
         reporter.target_finished(result)
         results.append(result)
     return results

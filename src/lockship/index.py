@@ -130,10 +130,6 @@ class Project:
     def exists(self) -> bool:
         return bool(self._sources)
 
-    @property
-    def origins(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(source.origin for source in self._sources))
-
     def versions(self) -> list[Version]:
         return list(self._texts())
 
@@ -379,8 +375,6 @@ class IndexClient:
         self.exclude_newer = exclude_newer
         self._projects: Memo[NormalizedName, Project] = Memo()
         self._find_links: Memo[str, tuple[str, list[Entry]]] = Memo()
-        self.pages_fetched = 0
-        self.pages_from_cache = 0
 
     def project(self, name: NormalizedName) -> Project:
         """All usable files of ``name`` (empty when no location has it)."""
@@ -413,7 +407,6 @@ class IndexClient:
         if not local:
             cached = self.cache.get_page(origin, name)
             if cached is not None and self._cache_usable(cached[0]):
-                self.pages_from_cache += 1
                 header, versions = cached
                 return (str(header.get("url", "")), dict(versions)) if header.get("found") else None
         url = index.rstrip("/") + "/" + quote(name) + "/"
@@ -429,7 +422,6 @@ class IndexClient:
                     hint="run `lockship lock` once online to fill the cache",
                 ) from None
             raise
-        self.pages_fetched += 1
         groups: Optional[dict[str, list[Entry]]] = None
         if response.status != 404:
             entries = self._parse(response.body, response.headers, response.url, name)

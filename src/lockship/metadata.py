@@ -14,8 +14,6 @@ METADATA of a wheel built from it in an isolated environment.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,12 +202,6 @@ class MetadataFetcher:
         self.build_env = build_env
         self._memo: Memo[str, CoreMetadata] = Memo()
         self._hashes: Memo[str, tuple[str, int]] = Memo()
-        self._stats_lock = threading.Lock()
-        self.stats: Counter[str] = Counter()
-
-    def _count(self, what: str) -> None:
-        with self._stats_lock:
-            self.stats[what] += 1
 
     # --- hashes --------------------------------------------------------------
 
@@ -230,7 +222,6 @@ class MetadataFetcher:
         _, sha256, size = download_to_cache(
             self.http, self.cache, dist.url, sha256=dist.sha256, size=None, what=dist.filename
         )
-        self._count("full-download")
         return sha256, size
 
     def _remote_size(self, dist: DistFile) -> Optional[int]:
@@ -253,9 +244,7 @@ class MetadataFetcher:
     def _load(self, dist: DistFile) -> CoreMetadata:
         sha256, _size = self.digest(dist)
         data = self.cache.get_metadata(sha256)
-        if data is not None:
-            self._count("cache")
-        else:
+        if data is None:
             data = self._fetch(dist, sha256)
             self.cache.put_metadata(sha256, data)
         meta = parse_core_metadata(data, where=dist.filename)
@@ -280,26 +269,22 @@ class MetadataFetcher:
             if data is not None:
                 return data
         if dist.is_local:
-            return self._from_local_wheel(Path(url_to_path(dist.url)), dist)
+            return read_wheel_metadata(Path(url_to_path(dist.url)), dist.filename)
         try:
             reader = HttpRangeReader(self.http, dist.url, what=dist.filename, size=dist.size)
-            _, data, requests = read_member(
-                reader, self._chooser(dist), suffix=METADATA_SUFFIX
-            )
+            _, data, _ = read_member(reader, self._chooser(dist), suffix=METADATA_SUFFIX)
         except RangeNotSupportedError:
-            self._count("range-unsupported")
+            pass  # the server sends whole files only: download it (verified) below
         except ValueError as exc:
             raise MetadataError(
                 f"cannot read the wheel's METADATA: {exc}", where=dist.filename
             ) from None
         else:
-            self._count(f"range-{min(requests, 3)}")
             return data
         path, _, _ = download_to_cache(
             self.http, self.cache, dist.url, sha256=sha256, size=dist.size, what=dist.filename
         )
-        self._count("full-download")
-        return self._from_local_wheel(path, dist)
+        return read_wheel_metadata(path, dist.filename)
 
     def _chooser(self, dist: DistFile) -> Callable[[list[str]], str]:
         name, version, _, _ = dist.wheel_info()
@@ -322,13 +307,7 @@ class MetadataFetcher:
                 expected_sha256=dist.metadata_sha256,
                 actual_sha256=actual,
             )
-        self._count("pep658")
         return response.body
-
-    def _from_local_wheel(self, path: Path, dist: DistFile) -> bytes:
-        data = read_wheel_metadata(path, dist.filename)
-        self._count("local")
-        return data
 
     # --- sdists --------------------------------------------------------------
 
@@ -344,12 +323,9 @@ class MetadataFetcher:
         path = self.sdist_path(dist, sha256)
         pkg_info = read_pkg_info(path)
         if pkg_info is not None and static_pkg_info(pkg_info):
-            self._count("sdist-static")
             return pkg_info
         wheel = self.built_wheel(dist, sha256)
-        data = read_wheel_metadata(wheel, wheel.name)
-        self._count("sdist-build")
-        return data
+        return read_wheel_metadata(wheel, wheel.name)
 
     def built_wheel(self, dist: DistFile, sha256: str) -> Path:
         """The wheel built from this sdist (cached by the sdist's sha256)."""
