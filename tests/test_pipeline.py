@@ -130,3 +130,13 @@ def test_pipeline_errors_name_file_line_and_key(tmp_path, monkeypatch, text, mes
     assert code == 3, err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_unreadable_passphrase_file_is_a_clear_input_error(project):
+    root, _ = project
+    spec = root / "pipelines" / "app.toml"
+    spec.write_text(spec.read_text().replace('key = "../keys/release"\n', 'key = "../keys/release"\npassphrase-file = "../keys/missing"\n'))
+    code, _, err = run("run", "pipelines/app.toml")
+    assert code == 3, err
+    assert "keys/missing: cannot read: No such file or directory" in err
+    assert "Traceback" not in err

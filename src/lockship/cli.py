@@ -534,18 +534,6 @@ IDENTITY = typer.Option(
 )
 
 
-def _passphrase(passphrase_file: Optional[Path]) -> Optional[bytes]:
-    """The key's passphrase: first line of --passphrase-file, else $LOCKSHIP_KEY_PASSPHRASE."""
-    if passphrase_file is not None:
-        try:
-            data = passphrase_file.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror}", where=str(passphrase_file)) from None
-        return data.splitlines()[0] if data else b""
-    value = os.environ.get("LOCKSHIP_KEY_PASSPHRASE")
-    return None if value is None else value.encode("utf-8")
-
-
 @app.command("sign")
 def sign_command(
     bundle: Path = typer.Argument(..., help="Bundle directory written by lockship fetch."),
@@ -571,11 +559,11 @@ def sign_command(
     """
     from lockship.archive import archive_mtime, write_archive  # noqa: PLC0415
     from lockship.manifest import sign_bundle  # noqa: PLC0415
-    from lockship.sshsig import load_signing_key  # noqa: PLC0415
+    from lockship.sshsig import load_signing_key, read_passphrase  # noqa: PLC0415
 
     with _errors(verbose):
         result = sign_bundle(
-            bundle, load_signing_key(key, _passphrase(passphrase_file)), identity=identity
+            bundle, load_signing_key(key, read_passphrase(passphrase_file)), identity=identity
         )
         written = list(result.written)
         if archive or archive_dir is not None:

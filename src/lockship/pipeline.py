@@ -331,12 +331,10 @@ def _signing_key(
     """The key and identity to sign with; a throwaway key when none is configured."""
     table = pipeline.spec.sign
     if table.key:
-        passphrase = None
-        if table.passphrase_file:
-            passphrase = pipeline.resolve(table.passphrase_file).read_bytes().rstrip(b"\r\n")
-        elif os.environ.get("LOCKSHIP_KEY_PASSPHRASE"):
-            passphrase = os.environ["LOCKSHIP_KEY_PASSPHRASE"].encode()
-        key = sshsig.load_signing_key(pipeline.resolve(table.key), passphrase)
+        secret = pipeline.resolve(table.passphrase_file) if table.passphrase_file else None
+        key = sshsig.load_signing_key(
+            pipeline.resolve(table.key), sshsig.read_passphrase(secret)
+        )
         return key, table.identity or key.comment
     # Beside the bundles, never inside one.
     directory = pipeline.output / "throwaway-signing-key"

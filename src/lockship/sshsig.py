@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -72,6 +73,7 @@ __all__ = [
     "load_allowed_signers",
     "load_signing_key",
     "parse_allowed_signers",
+    "read_passphrase",
     "sign",
     "verify",
     "verify_file",
@@ -158,6 +160,23 @@ class SigningKey:
 
     def __repr__(self) -> str:
         return f"SigningKey(fingerprint={self.fingerprint!r}, comment={self.comment!r})"
+
+
+def read_passphrase(
+    passphrase_file: Optional[Path], environ: Mapping[str, str] = os.environ
+) -> Optional[bytes]:
+    """A key's passphrase: the first line of ``passphrase_file``, else $LOCKSHIP_KEY_PASSPHRASE.
+
+    :raises InputError: when the file cannot be read (its content is never shown).
+    """
+    if passphrase_file is not None:
+        try:
+            data = passphrase_file.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", where=str(passphrase_file)) from None
+        return data.splitlines()[0] if data else b""
+    value = environ.get("LOCKSHIP_KEY_PASSPHRASE")
+    return None if value is None else value.encode("utf-8")
 
 
 def load_signing_key(path: Path, passphrase: Optional[bytes] = None) -> SigningKey:
