@@ -23,17 +23,18 @@ from lockship._install_script import list_files
 from lockship.errors import InputError
 from lockship.hashing import file_digest
 from lockship.manifest import read_record
+from lockship.sdists import DEFAULT_SOURCE_DATE_EPOCH, source_date_epoch
 
 __all__ = ["DEFAULT_MTIME", "archive_mtime", "extract_archive", "write_archive"]
 
-DEFAULT_MTIME = 315532800  # 1980-01-01T00:00:00Z, the zip epoch wheels use too
+DEFAULT_MTIME = DEFAULT_SOURCE_DATE_EPOCH
 
 
 def archive_mtime(bundle: Path, environ: Mapping[str, str] = os.environ) -> int:
     """The entries' mtime: the lock's exclude-newer, else $SOURCE_DATE_EPOCH, else 1980-01-01."""
     exclude_newer = read_record(bundle).exclude_newer
     if exclude_newer is not None:
-        return int(exclude_newer.timestamp())
+        return source_date_epoch(exclude_newer)
     value = environ.get("SOURCE_DATE_EPOCH", "")
     if not value:
         return DEFAULT_MTIME

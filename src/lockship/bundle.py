@@ -47,12 +47,11 @@ from lockship.lockfile import read_lock
 from lockship.manifest import SIGN_OUTPUTS
 from lockship.metadata import parse_core_metadata, read_wheel_metadata
 from lockship.models import BuiltFrom, BundleFile, BundleRecord, Lock, LockedPackage
-from lockship.sdists import build_env, build_wheel
+from lockship.sdists import build_env, build_wheel, source_date_epoch
 from lockship.targets import Target
 
 __all__ = ["FetchReporter", "FetchRequest", "FetchResult", "fetch", "render_bundle_requirements"]
 
-DEFAULT_SOURCE_DATE_EPOCH = 315532800
 
 
 class FetchReporter(Protocol):
@@ -282,9 +281,7 @@ def _download_all(
 def _build_sdists(
     plan: Sequence[_Planned], cache: Cache, http: HttpClient, lock: Lock, request: FetchRequest
 ) -> int:
-    epoch = DEFAULT_SOURCE_DATE_EPOCH
-    if lock.exclude_newer is not None:
-        epoch = int(lock.exclude_newer.timestamp())
+    epoch = source_date_epoch(lock.exclude_newer)
     env = build_env(request.index_config, source_date_epoch=epoch)
     built = 0
     for item in plan:

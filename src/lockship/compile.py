@@ -41,12 +41,11 @@ from lockship.models import (
 )
 from lockship.requirements import Inputs, merge_inputs, read_pyproject, read_requirements
 from lockship.resolve import Resolution, ResolveOptions, Root, resolve
-from lockship.sdists import build_env
+from lockship.sdists import build_env, source_date_epoch
 from lockship.targets import Target
 
 __all__ = ["LockReporter", "LockRequest", "TargetResult", "gather_inputs", "lock"]
 
-DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01, the zip epoch
 
 
 class LockReporter(Protocol):
@@ -365,9 +364,7 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
         http, cache, request.index_config, refresh=request.refresh,
         exclude_newer=request.exclude_newer,
     )
-    epoch = DEFAULT_SOURCE_DATE_EPOCH
-    if request.exclude_newer is not None:
-        epoch = int(request.exclude_newer.timestamp())
+    epoch = source_date_epoch(request.exclude_newer)
     metadata = MetadataFetcher(
         http, cache, build_env=build_env(request.index_config, source_date_epoch=epoch)
     )

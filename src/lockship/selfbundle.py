@@ -28,21 +28,12 @@ from lockship.errors import BuildError, InputError
 from lockship.hashing import file_digest
 from lockship.models import Artifact, BuiltFrom, Lock, LockedPackage
 from lockship.requirements import InputRequirement, Inputs, Source
-from lockship.sdists import build_env, build_wheel
+from lockship.sdists import build_env, build_wheel, source_date_epoch
 
 if TYPE_CHECKING:
     from lockship.bundle import FetchRequest
 
 __all__ = ["build_self", "lock_self"]
-
-DEFAULT_SOURCE_DATE_EPOCH = 315532800
-
-
-def _epoch(lock: Lock) -> int:
-    if lock.exclude_newer is not None:
-        return int(lock.exclude_newer.timestamp())
-    return DEFAULT_SOURCE_DATE_EPOCH
-
 
 def lock_self(lock: Lock, request: FetchRequest) -> Lock:
     """lockship's runtime requirements, resolved for ``lock``'s target (in memory)."""
@@ -87,7 +78,7 @@ def build_self(
             hint="install lockship with `pip install /path/to/lockship` (or -e) and fetch again",
         )
     source = Path(url_to_path(url))
-    epoch = _epoch(lock)
+    epoch = source_date_epoch(lock.exclude_newer)
     env = build_env(request.index_config, source_date_epoch=epoch)
     with tempfile.TemporaryDirectory(prefix="lockship-self-sdist-") as tmp:
         proc = subprocess.run(
