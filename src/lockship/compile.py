@@ -29,7 +29,7 @@ from lockship.errors import InputError, LockshipError
 from lockship.hashing import file_digest
 from lockship.http import HttpClient
 from lockship.index import IndexClient
-from lockship.lockfile import lock_paths, read_lock, render_pylock, render_requirements, write_lock
+from lockship.lockfile import lock_paths, read_lock, render_requirements, write_lock
 from lockship.metadata import MetadataFetcher
 from lockship.models import (
     Artifact,
@@ -409,14 +409,7 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
             resolution, target=target, inputs=inputs, settings=settings, request=request,
             metadata=metadata,
         )
-        changed = not (
-            txt.is_file()
-            and toml.is_file()
-            and txt.read_text(encoding="utf-8") == render_requirements(new)
-            and toml.read_text(encoding="utf-8") == render_pylock(new)
-        )
-        if changed:
-            write_lock(new, request.output_dir)
+        changed = write_lock(new, request.output_dir)
         result = TargetResult(target, new, txt, toml, changed, time.monotonic() - started)
         reporter.target_finished(result)
         results.append(result)

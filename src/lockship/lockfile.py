@@ -153,12 +153,16 @@ def render_pylock(lock: Lock) -> str:
     return tomli_w.dumps(document)
 
 
-def write_lock(lock: Lock, output_dir: Path) -> tuple[Path, Path]:
-    """Write both files atomically; return their paths."""
+def write_lock(lock: Lock, output_dir: Path) -> bool:
+    """Write both files atomically unless they already say exactly this; True if written."""
     txt, toml = lock_paths(output_dir, lock.target.name)
-    atomic_write_text(toml, render_pylock(lock))
-    atomic_write_text(txt, render_requirements(lock))
-    return txt, toml
+    texts = {toml: render_pylock(lock), txt: render_requirements(lock)}  # pylock first
+    if all(path.is_file() and path.read_text(encoding="utf-8") == text
+           for path, text in texts.items()):
+        return False
+    for path, text in texts.items():
+        atomic_write_text(path, text)
+    return True
 
 
 # --- reading ------------------------------------------------------------------------

@@ -258,9 +258,11 @@ def test_lock_round_trips_through_pylock(lock: Lock) -> None:
 @given(lock=locks())
 def test_write_lock_writes_what_the_renderers_give(lock: Lock) -> None:
     with tempfile.TemporaryDirectory() as scratch:
-        txt, toml = lockfile.write_lock(lock, Path(scratch))
+        assert lockfile.write_lock(lock, Path(scratch)) is True
+        txt, toml = lockfile.lock_paths(Path(scratch), lock.target.name)
         assert txt.read_bytes().decode("utf-8") == lockfile.render_requirements(lock)
         assert lockfile.read_lock(toml) == lock
+        assert lockfile.write_lock(lock, Path(scratch)) is False  # same text: not rewritten
 
 
 @SETTINGS
