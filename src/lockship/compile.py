@@ -272,7 +272,8 @@ def check_lock(
         exclude_newer=request.exclude_newer,
         settings=settings,
     )
-    if not txt.is_file() or txt.read_text(encoding="utf-8") != render_requirements(current):
+    rendered = render_requirements(current).encode("utf-8")
+    if not txt.is_file() or txt.read_bytes() != rendered:
         reasons.append(f"{txt} does not match {toml.name} (edited by hand, or missing)")
     return TargetResult(
         target, current, txt, toml, bool(reasons), time.monotonic() - started,

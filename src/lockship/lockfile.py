@@ -157,7 +157,8 @@ def write_lock(lock: Lock, output_dir: Path) -> bool:
     """Write both files atomically unless they already say exactly this; True if written."""
     txt, toml = lock_paths(output_dir, lock.target.name)
     texts = {toml: render_pylock(lock), txt: render_requirements(lock)}  # pylock first
-    if all(path.is_file() and path.read_text(encoding="utf-8") == text
+    # Bytes, not read_text(): newline translation would make "\r" look like a change.
+    if all(path.is_file() and path.read_bytes() == text.encode("utf-8")
            for path, text in texts.items()):
         return False
     for path, text in texts.items():
