@@ -43,7 +43,7 @@ from lockship.config import IndexConfig, load_index_config
 from lockship.errors import BusyError, InputError, LockshipError, SignatureError
 from lockship.lockfile import lock_paths
 from lockship.requirements import IndexOptions
-from lockship.settings import LockConfig, key_line, read_toml, validation_error
+from lockship.settings import LockConfig, key_line, located, read_toml, validation_error
 from lockship.targets import Target, make_floors, parse_target
 
 __all__ = ["Pipeline", "TargetRun", "load_pipeline", "run_pipeline"]
@@ -125,12 +125,7 @@ def load_pipeline(path: Path) -> Pipeline:
     except ValidationError as exc:
         raise validation_error(exc, path=path, text=text, table=None) from None
     except InputError as exc:  # raised by a field validator (exclude-newer)
-        line = key_line(text, exc.where or "", "lock")
-        raise InputError(
-            f"[lock] {exc.where}: {exc.message}",
-            where=f"{path}:{line}" if line else str(path),
-            hint=exc.hint,
-        ) from None
+        raise located(exc, path=path, text=text, table="lock") from None
     if not spec.lock.targets:
         line = key_line(text, "targets", "lock") or key_line(text, "lock")
         raise InputError(

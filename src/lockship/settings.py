@@ -21,6 +21,7 @@ __all__ = [
     "LockConfig",
     "key_line",
     "load_tool_config",
+    "located",
     "parse_timestamp",
     "read_toml",
     "validation_error",
@@ -126,6 +127,16 @@ def validation_error(
     return InputError(f"[{table}]{' ' + key if key else ''}: {message}", where=where)
 
 
+def located(exc: InputError, *, path: Path, text: str, table: str) -> InputError:
+    """A field validator's error (``where`` is the key) as "file:line: [table] key: ..."."""
+    line = key_line(text, exc.where or "", table)
+    return InputError(
+        f"[{table}] {exc.where}: {exc.message}",
+        where=f"{path}:{line}" if line else str(path),
+        hint=exc.hint,
+    )
+
+
 def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
     """(text, document) of a TOML file.
 
@@ -153,9 +164,4 @@ def load_tool_config(path: Path) -> Optional[LockConfig]:
     except ValidationError as exc:
         raise validation_error(exc, path=path, text=text, table="tool.lockship") from None
     except InputError as exc:  # raised by a field validator (exclude-newer)
-        line = key_line(text, exc.where or "", "tool.lockship")
-        raise InputError(
-            f"[tool.lockship] {exc.where}: {exc.message}",
-            where=f"{path}:{line}" if line else str(path),
-            hint=exc.hint,
-        ) from None
+        raise located(exc, path=path, text=text, table="tool.lockship") from None
