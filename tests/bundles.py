@@ -2,7 +2,7 @@
 
 ``make_bundle`` builds ``dist/<target>/`` offline in the fetch layout (see the
 comment block above ``BuiltFrom`` in ``lockship/models.py`` and
-``lockship.bundle``): real wheels from ``pkgbuild.make_wheel``, requirements.txt
+``lockship.fetch``): real wheels from ``pkgbuild.make_wheel``, requirements.txt
 rendered by fetch's own ``render_bundle_requirements``, a pylock rendered by
 ``render_pylock``, and ``bundle.json``.
 """
@@ -23,9 +23,8 @@ from typing import Optional, Union
 from cli_runner import run
 from lockship import sshsig
 from lockship._install_script import render_sums
-from lockship.bundle import render_bundle_requirements
+from lockship.fetch import render_bundle_requirements
 from lockship.lockfile import lock_paths, render_pylock
-from lockship.manifest import to_json
 from lockship.models import (
     Artifact,
     BuiltFrom,
@@ -37,6 +36,7 @@ from lockship.models import (
     LockSettings,
     TargetInfo,
 )
+from lockship.sign import to_json
 from lockship.targets import Target, parse_target
 from pkgbuild import make_wheel, normalized_dist_name
 

@@ -23,11 +23,11 @@ import typer
 from rich.console import Console
 
 from lockship import __version__
-from lockship.compile import LockRequest, TargetResult, gather_inputs, lock
-from lockship.config import IndexStrategy, load_index_config
 from lockship.errors import ExitCode, InputError, LockshipError
+from lockship.lock import LockRequest, TargetResult, gather_inputs, lock
 from lockship.models import format_timestamp
-from lockship.settings import LockConfig, load_tool_config, parse_timestamp
+from lockship.options import LockConfig, load_tool_config, parse_timestamp
+from lockship.pipconfig import IndexStrategy, load_index_config
 from lockship.targets import Target, make_floors, parse_target
 
 app = typer.Typer(
@@ -471,7 +471,7 @@ def fetch_command(
     verbose: bool = VERBOSE,
 ) -> None:
     """Download exactly the locked files, verify every hash, and lay out a bundle directory."""
-    from lockship.bundle import FetchRequest, fetch  # noqa: PLC0415
+    from lockship.fetch import FetchRequest, fetch  # noqa: PLC0415
     from lockship.lockfile import lock_paths  # noqa: PLC0415
 
     with _errors(verbose):
@@ -558,7 +558,7 @@ def sign_command(
     Prints the allowed_signers line for the reviewer on stdout.
     """
     from lockship.archive import archive_mtime, write_archive  # noqa: PLC0415
-    from lockship.manifest import sign_bundle  # noqa: PLC0415
+    from lockship.sign import sign_bundle  # noqa: PLC0415
     from lockship.sshsig import load_signing_key, read_passphrase  # noqa: PLC0415
 
     with _errors(verbose):
@@ -638,7 +638,7 @@ def install_command(
 
     Give --venv DIR (created if missing) or --python PATH.
     """
-    from lockship.installer import install_bundle  # noqa: PLC0415
+    from lockship.install import install_bundle  # noqa: PLC0415
 
     def show(line: str) -> None:
         if not quiet:

@@ -31,8 +31,8 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from lockship import __version__
 from lockship._urls import redact_url, split_credentials, url_to_path
-from lockship.config import IndexConfig
 from lockship.errors import NetworkError
+from lockship.pipconfig import IndexConfig
 
 __all__ = ["USER_AGENT", "HttpClient", "Response", "StreamResponse"]
 

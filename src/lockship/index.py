@@ -35,9 +35,9 @@ from packaging.version import InvalidVersion, Version
 from lockship._memo import Memo
 from lockship._urls import redact_url, split_credentials, url_to_path
 from lockship.cache import Cache
-from lockship.config import IndexConfig, IndexStrategy
 from lockship.errors import NetworkError
 from lockship.http import HttpClient
+from lockship.pipconfig import IndexConfig, IndexStrategy
 
 __all__ = ["DistFile", "IndexClient", "Project", "entry_to_dist", "html_entries", "json_entries"]
 

@@ -37,13 +37,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lockship import sshsig
 from lockship._fs import atomic_write_bytes, atomic_write_text, exclusive_lock
-from lockship.bundle import FetchReporter, FetchRequest, fetch
-from lockship.compile import LockReporter, LockRequest, gather_inputs, lock
-from lockship.config import IndexConfig, load_index_config
 from lockship.errors import BusyError, InputError, LockshipError, SignatureError
+from lockship.fetch import FetchReporter, FetchRequest, fetch
+from lockship.lock import LockReporter, LockRequest, gather_inputs, lock
 from lockship.lockfile import lock_paths
+from lockship.options import LockConfig, key_line, located, read_toml, validation_error
+from lockship.pipconfig import IndexConfig, load_index_config
 from lockship.requirements import IndexOptions
-from lockship.settings import LockConfig, key_line, located, read_toml, validation_error
 from lockship.targets import Target, make_floors, parse_target
 
 __all__ = ["Pipeline", "TargetRun", "load_pipeline", "run_pipeline"]
@@ -302,7 +302,7 @@ def _run_target(
 
 
 def _sign(bundle: Path, key: sshsig.SigningKey, identity: str) -> str:
-    from lockship.manifest import SIGN_OUTPUTS, sign_bundle  # noqa: PLC0415
+    from lockship.sign import SIGN_OUTPUTS, sign_bundle  # noqa: PLC0415
 
     sums, signature = bundle / "SHA256SUMS", bundle / "SHA256SUMS.sig"
     if all((bundle / name).is_file() for name in SIGN_OUTPUTS):

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Optional
 
 from lockship._fs import fsync_dir, safe_join
-from lockship.config import IndexConfig
 from lockship.errors import BuildError, InputError
+from lockship.pipconfig import IndexConfig
 
 __all__ = [
     "DEFAULT_SOURCE_DATE_EPOCH",

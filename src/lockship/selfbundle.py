@@ -31,15 +31,15 @@ from lockship.requirements import InputRequirement, Inputs, Source
 from lockship.sdists import build_env, build_wheel, source_date_epoch
 
 if TYPE_CHECKING:
-    from lockship.bundle import FetchRequest
+    from lockship.fetch import FetchRequest
 
 __all__ = ["build_self", "lock_self"]
 
 def lock_self(lock: Lock, request: FetchRequest) -> Lock:
     """lockship's runtime requirements, resolved for ``lock``'s target (in memory)."""
     requires = importlib.metadata.distribution("lockship").requires or []
-    from lockship.compile import LockRequest  # noqa: PLC0415 - compile imports bundle
-    from lockship.compile import lock as compile_lock  # noqa: PLC0415
+    from lockship.lock import LockRequest  # noqa: PLC0415 - compile imports bundle
+    from lockship.lock import lock as compile_lock  # noqa: PLC0415
 
     source = Source("lockship's own requirements", None)
     inputs = Inputs(requirements=tuple(InputRequirement(Requirement(r), source) for r in requires))

@@ -41,8 +41,8 @@ from lockship._install_script import (
 )
 from lockship.archive import extract_archive
 from lockship.errors import InputError, SignatureError, VerificationError
-from lockship.manifest import wheel_problems
 from lockship.models import BundleRecord, Manifest
+from lockship.sign import wheel_problems
 
 __all__ = ["VerifyReport", "open_bundle", "verify_bundle", "verify_directory"]
 

@@ -37,7 +37,6 @@ from lockship import index, lockfile, metadata, sshsig, targets
 from lockship._install_script import SAFE_PATH, SIGNATURE, SUMS, read_sums, render_sums
 from lockship._zip import FileRangeReader, dist_info_metadata_chooser, read_member
 from lockship.errors import LockshipError
-from lockship.manifest import to_json
 from lockship.models import (
     Artifact,
     BuiltFrom,
@@ -50,6 +49,7 @@ from lockship.models import (
     TargetInfo,
 )
 from lockship.requirements import read_requirements
+from lockship.sign import to_json
 
 # Moderate by default; LOCKSHIP_FUZZ_EXAMPLES=5000 for a long run.
 SETTINGS = settings(

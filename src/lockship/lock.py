@@ -24,7 +24,6 @@ from lockship import __version__
 from lockship._compat import tomllib
 from lockship._urls import redact_url
 from lockship.cache import Cache, default_cache_dir
-from lockship.config import IndexConfig
 from lockship.errors import InputError, LockshipError
 from lockship.hashing import file_digest
 from lockship.http import HttpClient
@@ -39,6 +38,7 @@ from lockship.models import (
     LockSettings,
     TargetInfo,
 )
+from lockship.pipconfig import IndexConfig
 from lockship.requirements import Inputs, merge_inputs, read_pyproject, read_requirements
 from lockship.resolve import Resolution, ResolveOptions, Root, resolve
 from lockship.sdists import build_env, source_date_epoch

@@ -14,8 +14,8 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from lockship._compat import tomllib
-from lockship.config import IndexStrategy
 from lockship.errors import InputError
+from lockship.pipconfig import IndexStrategy
 
 __all__ = [
     "LockConfig",

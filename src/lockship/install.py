@@ -28,7 +28,7 @@ from lockship._install_script import (
     venv_python,
 )
 from lockship.errors import IncompatibleTargetError, InputError
-from lockship.manifest import read_record
+from lockship.sign import read_record
 from lockship.verify import VerifyReport, open_bundle, verify_directory
 
 __all__ = ["InstallResult", "install_bundle"]

@@ -38,16 +38,16 @@ from lockship._fs import (
 )
 from lockship._urls import redact_url
 from lockship.cache import Cache, default_cache_dir
-from lockship.config import IndexConfig
 from lockship.download import download_to_cache
 from lockship.errors import BuildError, HashMismatchError, InputError, IntegrityError
 from lockship.hashing import CHUNK, file_digest
 from lockship.http import HttpClient
 from lockship.lockfile import read_lock
-from lockship.manifest import SIGN_OUTPUTS
 from lockship.metadata import parse_core_metadata, read_wheel_metadata
 from lockship.models import BuiltFrom, BundleFile, BundleRecord, Lock, LockedPackage
+from lockship.pipconfig import IndexConfig
 from lockship.sdists import build_env, build_wheel, source_date_epoch
+from lockship.sign import SIGN_OUTPUTS
 from lockship.targets import Target
 
 __all__ = ["FetchReporter", "FetchRequest", "FetchResult", "fetch", "render_bundle_requirements"]
