@@ -6,6 +6,12 @@ PEP 700 sizes, versions and upload times, plus byte ranges, Basic auth and
 injectable faults. Files are streamed from disk in chunks, so tests may serve
 large files.
 
+It can also misbehave the way a hostile or unusual index does: answer Range
+requests from another file than the full download (``add(range_twin=...)``),
+link files with a query string it demands (``file_query``, like a pre-signed
+object-store URL) or at another host (``add(link=...)``), and take a file
+back (``remove``) so that a re-upload can replace it.
+
 Typical use::
 
     with IndexServer(formats="json") as server:
@@ -92,6 +98,7 @@ class RequestRecord:
     path: str
     range: Optional[str]
     has_authorization: bool
+    query: str = ""
     accept: Optional[str] = None
     status: int = 0
     bytes_sent: int = 0  # body bytes only
@@ -119,6 +126,8 @@ class _Dist:
     yanked: Union[bool, str]
     requires_python: Optional[str]
     metadata: Optional[bytes]  # the wheel's METADATA, served as <file>.metadata
+    range_twin: Optional[Path] = None  # Range requests are answered from this file
+    link: Optional[str] = None  # the page links here instead of to /files/<name>
 
     @property
     def metadata_sha256(self) -> Optional[str]:
@@ -353,6 +362,9 @@ class IndexServer:
     :param range_support: honour Range requests; False always sends 200 and the whole file.
     :param auth: ``(user, password)`` that every request must send as Basic auth.
     :param upload_times: include PEP 700 ``upload-time`` in JSON pages.
+    :param file_query: a query string (``X-Amz-Signature=...``) that file links
+        carry and file requests must send, else 403; assign ``file_query`` to
+        rotate it, as an object store's pre-signed links expire.
     """
 
     def __init__(
@@ -364,6 +376,7 @@ class IndexServer:
         range_support: bool = True,
         auth: Optional[tuple[str, str]] = None,
         upload_times: bool = True,
+        file_query: Optional[str] = None,
     ) -> None:
         if formats not in ("json", "html", "both"):
             raise ValueError(f"formats must be json, html or both, not {formats!r}")
@@ -372,6 +385,7 @@ class IndexServer:
         self.serve_metadata = serve_metadata
         self.range_support = range_support
         self.upload_times = upload_times
+        self.file_query = file_query
         self._expected_auth: Optional[str] = None
         if auth is not None:
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
@@ -434,6 +448,8 @@ class IndexServer:
         yanked: Union[bool, str] = False,
         requires_python: Optional[str] = None,
         project: Optional[str] = None,
+        range_twin: Optional[Path] = None,
+        link: Optional[str] = None,
     ) -> str:
         """Serve the wheel or sdist at ``path``; return its URL.
 
@@ -444,6 +460,12 @@ class IndexServer:
             in the file's METADATA / PKG-INFO; "" advertises none.
         :param project: list the file under this project instead of the one
             its filename names (canonicalized either way).
+        :param range_twin: answer Range requests for this file with the bytes of
+            ``range_twin`` (which must have the same size), and full requests
+            with ``path``: the metadata a client reads by range then differs
+            from the file it downloads. No PEP 658 metadata is advertised.
+        :param link: the URL the project page gives for the file (another
+            host, say), instead of this server's ``/files/<name>``.
         """
         path = Path(path)
         filename = path.name
@@ -468,6 +490,10 @@ class IndexServer:
         if requires_python is None:
             requires_python = _requires_python(declared)
         sha256, size = _file_sha256(path)
+        if range_twin is not None:
+            metadata = None  # the twin's would be the honest answer; advertise none
+            if Path(range_twin).stat().st_size != size:
+                raise ValueError(f"{range_twin} and {path} differ in size")
         with self._lock:
             if filename in self._dists:
                 raise ValueError(f"{filename} is already served")
@@ -484,11 +510,24 @@ class IndexServer:
                 yanked=True if yanked == "" else yanked,
                 requires_python=requires_python or None,
                 metadata=metadata,
+                range_twin=None if range_twin is None else Path(range_twin),
+                link=link,
             )
         return self.file_url(filename)
 
+    def remove(self, filename: str) -> None:
+        """Stop serving ``filename`` (so that a re-upload may take its name)."""
+        with self._lock:
+            del self._dists[filename]
+
     def file_url(self, filename: str) -> str:
-        return f"{self.url}/files/{quote(filename)}"
+        """The URL the project page links ``filename`` at (with ``file_query``, if set)."""
+        with self._lock:
+            dist = self._dists.get(filename)
+        if dist is not None and dist.link is not None:
+            return dist.link
+        query = f"?{self.file_query}" if self.file_query else ""
+        return f"{self.url}/files/{quote(filename)}{query}"
 
     def project_url(self, project: str) -> str:
         return f"{self.simple_url}{canonicalize_name(project)}/"
@@ -546,12 +585,14 @@ class IndexServer:
     # ------------------------------------------------------------- request handling
 
     def _handle(self, handler: _Handler, *, head: bool) -> None:
-        path = urlsplit(handler.path).path
+        parts = urlsplit(handler.path)
+        path = parts.path
         record = RequestRecord(
             method=handler.command,
             path=path,
             range=handler.headers.get("Range"),
             has_authorization="Authorization" in handler.headers,
+            query=parts.query,
             accept=handler.headers.get("Accept"),
         )
         with self._lock:
@@ -565,7 +606,7 @@ class IndexServer:
             fault = self._take_fault(path)
             record.fault = None if fault is None else fault.kind
             ranges = self.range_support and (fault is None or fault.kind != "ignore_range")
-            response = self._route(path, handler.headers, ranges=ranges)
+            response = self._route(path, handler.headers, ranges=ranges, query=parts.query)
             if fault is not None:
                 response = self._apply_fault(fault, response)
         self._send(handler, response, record, head=head)
@@ -606,7 +647,7 @@ class IndexServer:
             response.chunk_delay = float(params["per_chunk"])
         return response  # ignore_range was applied while routing
 
-    def _route(self, path: str, headers: Message, *, ranges: bool) -> _Response:
+    def _route(self, path: str, headers: Message, *, ranges: bool, query: str = "") -> _Response:
         if path == "/simple":
             return self._redirect("/simple/")
         if path == "/simple/":
@@ -621,6 +662,8 @@ class IndexServer:
                 return self._redirect(f"/simple/{canonical}/")
             return self._project_page(canonical, headers)
         if path.startswith("/files/"):
+            if self.file_query and query != self.file_query:
+                return _text(403, "signature missing, wrong or expired\n")
             return self._file(unquote(path[len("/files/") :]), headers, ranges=ranges)
         return _text(404, "not found\n")
 
@@ -678,7 +721,7 @@ class IndexServer:
     def _json_file(self, dist: _Dist) -> dict[str, object]:
         entry: dict[str, object] = {
             "filename": dist.filename,
-            "url": self.file_url(dist.filename),
+            "url": dist.link or self.file_url(dist.filename),
             "hashes": {"sha256": dist.sha256},
             "requires-python": dist.requires_python,
             "size": dist.size,
@@ -695,7 +738,12 @@ class IndexServer:
 
     def _html_link(self, dist: _Dist) -> str:
         # Relative href with a hash fragment, as a static mirror would write it.
-        attributes = [f'href="../../files/{quote(dist.filename)}#sha256={dist.sha256}"']
+        if dist.link is not None:
+            href = dist.link
+        else:
+            query = f"?{html.escape(self.file_query)}" if self.file_query else ""
+            href = f"../../files/{quote(dist.filename)}{query}"
+        attributes = [f'href="{href}#sha256={dist.sha256}"']
         if dist.requires_python is not None:
             attributes.append(f'data-requires-python="{html.escape(dist.requires_python)}"')
         if dist.yanked is not False:
@@ -712,7 +760,8 @@ class IndexServer:
             dist = self._dists.get(filename)
             base = self._dists.get(filename.removesuffix(".metadata"))
         if dist is not None:
-            body = _Body(dist.size, path=dist.path)
+            twin = dist.range_twin if headers.get("Range") and ranges else None
+            body = _Body(dist.size, path=twin or dist.path)
         elif (
             base is not None
             and filename.endswith(".metadata")

@@ -45,6 +45,7 @@ __all__ = [
     "import_name",
     "make_backend_wheel",
     "make_sdist",
+    "same_size",
     "make_wheel",
     "normalized_dist_name",
 ]
@@ -308,6 +309,21 @@ def make_wheel(
         date_time=ZIP_DATE_TIME,
     )
     return path
+
+
+def same_size(*wheels: Path) -> None:
+    """Pad the smaller wheels with a zip comment until all have the same size.
+
+    A hostile index can then answer range requests from one of them and full
+    downloads with another: the sizes it reports agree either way.
+    """
+    target = max(path.stat().st_size for path in wheels)
+    for path in wheels:
+        missing = target - path.stat().st_size
+        if missing:
+            with zipfile.ZipFile(path, "a") as archive:
+                archive.comment = b"#" * missing
+        assert path.stat().st_size == target, path
 
 
 def _toml_table(values: Mapping[str, object]) -> str:

@@ -33,7 +33,7 @@ from packaging.utils import parse_wheel_filename
 from pyproject_hooks import BuildBackendHookCaller, default_subprocess_runner
 
 from indexserver import HTML_TYPE, JSON_TYPE, IndexServer
-from pkgbuild import SDIST_MTIME, make_backend_wheel, make_sdist, make_wheel
+from pkgbuild import SDIST_MTIME, make_backend_wheel, make_sdist, make_wheel, same_size
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -846,3 +846,59 @@ def test_gzip_sdist_header_is_plain(wheel_dir: Path) -> None:
     with gzip.open(sdist) as handle:
         assert handle.read(512)[:11] == b"proj-1.0/\0\0"
     assert sdist.read_bytes()[3] & 0x08 == 0  # no FNAME field in the gzip header
+
+
+# ------------------------------------------------------------------ hostile and unusual indexes
+
+
+def test_range_twin_answers_ranges_from_another_file_of_the_same_size(
+    index_server: StartServer, wheel_dir: Path, tmp_path: Path
+) -> None:
+    honest = make_wheel(wheel_dir, "proj", "1.0", requires_dist=["evil>=1", "other"])
+    twin = make_wheel(tmp_path / "twin", "proj", "1.0")
+    same_size(honest, twin)
+    server = index_server()
+    with pytest.raises(ValueError, match="differ in size"):
+        server.add(honest, range_twin=make_wheel(tmp_path / "short", "proj", "1.0"))
+    server.add(honest, range_twin=twin)
+    path = f"/files/{honest.name}"
+    assert _request(server, path)[2] == honest.read_bytes()
+    status, headers, body = _request(server, path, headers={"Range": "bytes=-100"})
+    assert (status, body) == (206, twin.read_bytes()[-100:])
+    assert headers["Content-Range"].endswith(f"/{honest.stat().st_size}")
+    entry = _get_json(server, "/simple/proj/")["files"][0]
+    assert entry["hashes"]["sha256"] == _sha256(honest.read_bytes())
+    assert entry["core-metadata"] is False  # nothing that would give the honest METADATA away
+
+
+def test_file_query_is_linked_demanded_and_rotated(
+    index_server: StartServer, wheel_dir: Path
+) -> None:
+    server = index_server(file_query="X-Amz-Expires=60&X-Amz-Signature=first")
+    wheel = make_wheel(wheel_dir, "proj", "1.0")
+    assert server.add(wheel).endswith("?X-Amz-Expires=60&X-Amz-Signature=first")
+    url = _get_json(server, "/simple/proj/")["files"][0]["url"]
+    status, _, body = _request(server, urlsplit(url).path + "?" + urlsplit(url).query)
+    assert (status, body) == (200, wheel.read_bytes())
+    assert server.requests[-1].query == "X-Amz-Expires=60&X-Amz-Signature=first"
+    assert _request(server, f"/files/{wheel.name}")[0] == 403
+    server.file_query = "X-Amz-Expires=60&X-Amz-Signature=second"
+    assert _request(server, urlsplit(url).path + "?" + urlsplit(url).query)[0] == 403
+    anchors = _anchors(_request(server, "/simple/proj/", headers={"Accept": "text/html"})[2])
+    assert anchors[0]["href"].startswith(f"../../files/{wheel.name}?X-Amz-Expires=60&X-Amz-Signature=second#sha256=")
+
+
+def test_link_elsewhere_and_remove_for_a_reupload(
+    index_server: StartServer, wheel_dir: Path, tmp_path: Path
+) -> None:
+    server, store = index_server(), index_server()
+    wheel = make_wheel(wheel_dir, "proj", "1.0")
+    store.add(wheel)
+    server.add(wheel, link=store.file_url(wheel.name))
+    assert _get_json(server, "/simple/proj/")["files"][0]["url"] == store.file_url(wheel.name)
+    server.remove(wheel.name)
+    assert _request(server, "/simple/proj/")[0] == 404
+    again = make_wheel(tmp_path / "again", "proj", "1.0", files={"proj/extra.py": b"x = 1\n"})
+    server.add(again)  # the same file name, other bytes
+    entry = _get_json(server, "/simple/proj/")["files"][0]
+    assert entry["hashes"]["sha256"] == _sha256(again.read_bytes()) != _sha256(wheel.read_bytes())
