@@ -181,7 +181,7 @@ class FileChooser:
                 reasons.append("hash not among the --hash values given")
                 continue
             usable.append(dist)
-        best: Optional[tuple[int, tuple[Any, ...], str, DistFile]] = None
+        best: Optional[tuple[int, tuple[Any, ...], str, DistFile]] = None  # rank, build, name
         wheel_tags: list[str] = []
         for dist in usable:
             if not dist.is_wheel:
@@ -194,10 +194,10 @@ class FileChooser:
             if rank is None:
                 wheel_tags.extend(sorted(str(t) for t in tags))
                 continue
-            # Best tag first; for equal tags the highest build number wins.
-            key = (rank, tuple(-x if isinstance(x, int) else x for x in build), dist.filename)
-            if best is None or key < best[:3]:
-                best = (*key, dist)
+            # Best tag first; for equal tags the highest build tag wins, as in pip
+            # (a wheel without one has the lowest, ()); then the first name, for determinism.
+            if best is None or (rank, best[1], dist.filename) < (best[0], build, best[2]):
+                best = (rank, build, dist.filename, dist)
         if best is not None:
             return best[3], None
         only_binary = ":all:" in self.options.only_binary or name in self.options.only_binary
