@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -22,9 +23,10 @@ from typing import Optional, Union
 
 from cli_runner import run
 from lockship import sshsig
+from lockship._compat import tomllib
 from lockship._install_script import render_sums
 from lockship.fetch import render_bundle_requirements
-from lockship.lockfile import lock_paths, render_pylock
+from lockship.lockfile import lock_paths, read_lock, render_pylock, render_requirements
 from lockship.models import (
     Artifact,
     BuiltFrom,
@@ -36,12 +38,15 @@ from lockship.models import (
     LockSettings,
     TargetInfo,
 )
+from lockship.metadata import parse_core_metadata, read_wheel_metadata
+from lockship.provenance import lock_sources
 from lockship.sign import to_json
 from lockship.targets import Target, parse_target
 from pkgbuild import make_wheel, normalized_dist_name
 
 SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
 PASSPHRASE = "correct horse battery staple"
+INDEX = "https://files.example.org/simple/"
 EXCLUDE_NEWER = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 # (name, version, *requires_dist)
@@ -105,7 +110,13 @@ def make_bundle(
             artifact = Artifact(
                 kind="sdist", filename=sdist, url=built_from.sdist_url, sha256="5" * 64, size=1234
             )
-        locked.append(LockedPackage(name=name, version=version, artifact=artifact))
+        metadata = parse_core_metadata(read_wheel_metadata(wheel, wheel.name), where=wheel.name)
+        locked.append(
+            LockedPackage(
+                name=name, version=version, artifact=artifact, index=INDEX,
+                metadata_sha256=metadata.sha256,
+            )
+        )
         files.append(
             BundleFile(
                 path=f"wheels/{wheel.name}",
@@ -119,7 +130,7 @@ def make_bundle(
             )
         )
     inputs = (InputFile(path="requirements.in", sha256="1" * 64),)
-    settings = LockSettings()
+    settings = LockSettings(indexes=(INDEX,))
     lock = Lock(
         lockship_version="0.1.0",
         target=info,
@@ -127,11 +138,10 @@ def make_bundle(
         exclude_newer=exclude_newer,
         settings=settings,
         command=f"lockship lock -r requirements.in --target {target.name}",
-        fingerprint=Lock.compute_fingerprint(
-            inputs=inputs, target=info, exclude_newer=exclude_newer, settings=settings
-        ),
+        fingerprint="",
         packages=tuple(sorted(locked, key=lambda p: p.name)),
-    )
+        sources=lock_sources(locked, settings, urls={p.name: p.artifact.url for p in locked}),
+    ).fingerprinted()
     lock_file = lock_paths(bundle, target.name)[1]
     lock_file.write_text(render_pylock(lock))
     files.sort(key=lambda f: f.path)
@@ -223,6 +233,36 @@ def reseal(bundle: Path, key: Path) -> None:
     (bundle / "SHA256SUMS").write_text(render_sums(sums))
     signature = sshsig.sign((bundle / "SHA256SUMS").read_bytes(), sshsig.load_signing_key(key))
     (bundle / "SHA256SUMS.sig").write_text(signature)
+
+
+def forge_lock(lock: Union[str, Path], name: str, **fields: object) -> None:
+    """Hand-edit one package of a pylock as text, and re-render its .txt to match.
+
+    :param fields: version, filename, url, sha256, size, origin: the new values.
+    """
+    path = Path(lock)
+    text = path.read_text()
+    package = next(p for p in tomllib.loads(text)["packages"] if p["name"] == name)
+    dist = (package.get("wheels") or [package.get("sdist")])[0]
+    current = {
+        "version": ("version", package["version"]),
+        "filename": ("name", dist["name"]),
+        "url": ("url", dist["url"]),
+        "sha256": ("sha256", dist["hashes"]["sha256"]),
+        "size": ("size", dist["size"]),
+        "origin": ("origin", package["tool"]["lockship"].get("origin")),
+    }
+    block = re.search(rf'(?ms)^\[\[packages\]\]\nname = "{name}"\n.*?(?=^\[\[packages\]\]|\Z)', text)
+    assert block is not None
+    edited = block.group(0)
+    for field, value in fields.items():
+        key, before = current[field]
+        line = f"{key} = {json.dumps(before)}\n"
+        assert edited.count(line) == 1, (field, line)
+        edited = edited.replace(line, f"{key} = {json.dumps(value)}\n")
+    path.write_text(text.replace(block.group(0), edited))
+    txt = path.with_name(path.name[len("pylock."):].replace(".toml", ".txt"))
+    txt.write_text(render_requirements(read_lock(path)))
 
 
 def sha256_of(path: Path) -> str:

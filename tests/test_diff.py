@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
+from bundles import forge_lock as forge
 from cli_runner import run
+from lockship._compat import tomllib
 from pkgbuild import make_sdist, make_wheel
 
 EARLY = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -37,7 +42,7 @@ def indexes(tmp_path, monkeypatch, index_server, backend_wheel):
 def lock_into(directory: str, requirements: str, *indexes: str) -> str:
     with open("requirements.in", "w") as handle:
         handle.write(requirements)
-    args = ["lock", "--no-pip-config", "-q", "--target", "linux-cp39", "-U", "-o", directory,
+    args = ["lock", "--no-pip-config", "-q", "--target", "linux-cp39", "-U", "--refresh", "-o", directory,
             "--index-url", indexes[0], "--index-strategy", "unsafe-first-match"]
     for url in indexes[1:]:
         args += ["--extra-index-url", url]
@@ -87,7 +92,8 @@ def test_same_version_with_a_new_hash_is_a_red_flag(indexes):
     code, found = kinds(old, new)
     assert code == 11
     assert found["same-version-new-hash"][0]["name"] == "gamma"
-    assert "gamma-1.0-py3-none-any.whl: sha256" in found["same-version-new-hash"][0]["detail"]
+    assert re.fullmatch(r"gamma-1.0-py3-none-any.whl sha256:[0-9a-f]{64} -> gamma-1.0-py3-none-any.whl sha256:[0-9a-f]{64}",
+                        found["same-version-new-hash"][0]["detail"])
     assert found["moved-index"][0]["name"] == "gamma"
 
 
@@ -148,3 +154,107 @@ def test_missing_input_is_a_clear_error(tmp_path, monkeypatch):
     assert code == 3
     assert "nope.toml" in err
     assert "Traceback" not in err
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_reupload_with_a_build_tag_is_a_red_flag_with_both_files_side_by_side(indexes, tmp_path):
+    main, _ = indexes
+    old = lock_into("a", "gamma==1.0\n", main.simple_url)
+    first = tmp_path / "built" / "gamma-1.0-py3-none-any.whl"
+    # A build-tagged re-upload of the same version: the lock now prefers it.
+    again = make_wheel(tmp_path / "again", "gamma", "1.0", build_tag="1", files={"gamma/evil.py": b"x = 1\n"})
+    main.add(again, upload_time=EARLY)
+    new = lock_into("b", "gamma==1.0\n", main.simple_url)
+    code, found = kinds(old, new)
+    assert code == 11
+    (flag,) = found["same-version-new-hash"]
+    assert (flag["name"], flag["old"], flag["new"]) == ("gamma", "1.0", "1.0")
+    assert flag["detail"] == (
+        f"gamma-1.0-py3-none-any.whl sha256:{sha256(first)} -> "
+        f"gamma-1.0-1-py3-none-any.whl sha256:{sha256(again)}"
+    )
+    assert flag["old_files"] == [{"filename": first.name, "sha256": sha256(first)}]
+    assert flag["new_files"] == [{"filename": again.name, "sha256": sha256(again)}]
+
+
+def test_the_same_version_spelled_differently_is_no_upgrade_but_new_bytes_are_a_red_flag(indexes, tmp_path):
+    main, _ = indexes
+    old = lock_into("a", "beta\n", main.simple_url)
+    main.remove("beta-1.0-py3-none-any.whl")
+    respelled = make_wheel(tmp_path / "again", "beta", "1.0.0", files={"beta/evil.py": b"x = 1\n"})
+    main.add(respelled, upload_time=EARLY)
+    new = lock_into("b", "beta\n", main.simple_url)
+    code, found = kinds(old, new)
+    assert code == 11
+    assert set(found) == {"same-version-new-hash"}  # not "downgraded", nor file added/removed
+    assert found["same-version-new-hash"][0]["detail"].endswith(
+        f"beta-1.0.0-py3-none-any.whl sha256:{sha256(respelled)}"
+    )
+
+
+def test_reports_name_the_paths_given_not_temporary_ones(indexes, tmp_path):
+    main, _ = indexes
+    lock_into("locks", "alpha==1.0\n", main.simple_url)
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "r", "-f", str(key)], check=True)
+    for bundle, requirements in (("old", "alpha==1.0\n"), ("new", "alpha==2.0\n")):
+        lock_into("locks", requirements, main.simple_url)
+        assert run("fetch", "--target", "linux-cp39", "-q", "--no-pip-config", "--dest", bundle)[0] == 0
+        assert run("sign", bundle, "--key", str(key), "--identity", "r", "--archive", "-q")[0] == 0
+    code, out, _ = run("diff", "old.tar", "new.tar", "--format", "json")
+    assert code == 1
+    assert (json.loads(out)["old"], json.loads(out)["new"]) == ("old.tar", "new.tar")
+    code, out, _ = run("diff", "old.tar", "new.tar", "--format", "markdown")
+    assert "`old.tar` → `new.tar`" in out
+    assert "lockship-diff-" not in out
+
+
+def test_a_bundle_against_its_own_lock_shows_no_changes(indexes):
+    main, _ = indexes
+    lock_into("locks", "alpha==1.0\nsrconly\n", main.simple_url)
+    assert run("fetch", "--target", "linux-cp39", "-q", "--no-pip-config", "--dest", "bundle")[0] == 0
+    for old, new in (("locks/pylock.linux-cp39.toml", "bundle"), ("bundle", "locks/pylock.linux-cp39.toml")):
+        code, out, _ = run("diff", old, new)
+        assert code == 0, out
+        assert "no changes" in out
+
+
+def test_a_file_from_a_host_the_lock_does_not_record_is_a_red_flag(indexes, tmp_path):
+    main, other = indexes
+    old = lock_into("a", "gamma==1.0\n", main.simple_url)
+    new = lock_into("b", "gamma==1.0\n", main.simple_url)
+    evil = make_wheel(tmp_path / "evil", "gamma", "1.1", files={"gamma/evil.py": b"x = 1\n"})
+    other.add(evil, upload_time=EARLY)
+    # origin and index still say the main index: only the URL gives it away
+    forge(new, "gamma", version="1.1", url=other.file_url(evil.name), size=evil.stat().st_size,
+          filename=evil.name, sha256=sha256(evil))
+    code, found = kinds(old, new)
+    assert code == 11
+    (flag,) = found["unlisted-location"]
+    assert flag["name"] == "gamma"
+    assert flag["detail"] == (
+        f"{other.file_url(evil.name)} is not under any index or find-links location the lock records"
+    )
+
+
+def test_a_package_that_moved_is_flagged_from_its_url_not_its_origin_field(indexes, tmp_path):
+    _, other = indexes
+    links = tmp_path / "links"
+    make_wheel(links, "delta", "1.1")
+    old = lock_into("a", "delta\n", other.simple_url)
+    code, _, err = run("lock", "--no-pip-config", "-q", "--target", "linux-cp39", "-o", "b",
+                       "--index-url", other.simple_url, "--find-links", str(links), "-U")
+    assert code == 0, err
+    new = "b/pylock.linux-cp39.toml"
+    assert tomllib.loads(Path(new).read_text())["packages"][0]["wheels"][0]["url"].startswith("file:")
+    forge(new, "delta", origin=other.simple_url)  # claim it still comes from the index
+    code, found = kinds(old, new)
+    assert code == 11
+    assert found["moved-index"][0]["detail"] == f"{other.simple_url} -> {links}"
+    assert found["unlisted-location"][0]["detail"] == (
+        f"{links.as_uri()}/delta-1.1-py3-none-any.whl is under {links}, "
+        f"not under {other.simple_url} that the lock names as its origin"
+    )

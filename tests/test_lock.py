@@ -18,8 +18,10 @@ import pytest
 from packaging.pylock import Pylock
 from packaging.tags import parse_tag
 
+from bundles import forge_lock, sha256_of
 from cli_runner import run
 from lockship._compat import tomllib
+from lockship.lockfile import read_lock, write_lock
 from pkgbuild import make_sdist, make_wheel
 
 TARGETS = Path(__file__).parent / "data" / "targets"
@@ -315,3 +317,55 @@ def test_sdist_only_for_target_uses_another_wheels_metadata_and_warns(project, i
     assert "compiled 1.0 has no wheel for linux-cp39, only an sdist" in err
     assert "refuse to build it for this target" in err
     assert not server.requests_matching("/simple/lockship-test-backend/")  # nothing was built
+
+
+def reseal(path: Path) -> None:
+    """Act as an attacker who knows lockship: recompute the fingerprint and re-render the .txt."""
+    forged = read_lock(path)
+    write_lock(forged.model_copy(update={"fingerprint": forged.computed_fingerprint()}), path.parent)
+
+
+def test_check_refuses_a_lock_edited_by_hand(world, project, index_server, tmp_path):
+    (project / "requirements.in").write_text("gamma\nepsilon\n")
+    assert lock(world, "--target", "linux-cp39")[0] == 0
+    pylock = project / "locks" / "pylock.linux-cp39.toml"
+    generated = pylock.read_bytes(), (project / "locks" / "linux-cp39.txt").read_bytes()
+    assert lock(world, "--target", "linux-cp39", "--check")[0] == 0
+
+    # 1. gamma points at another host, the .txt re-rendered to match
+    evil = index_server()
+    wheel = make_wheel(tmp_path / "evil", "gamma", "1.1", files={"gamma/evil.py": b"x = 1\n"})
+    url = evil.add(wheel, upload_time=EARLY)
+    forge_lock(pylock, "gamma", version="1.1", url=url, filename=wheel.name,
+               sha256=sha256_of(wheel), size=wheel.stat().st_size)
+    code, _, err = lock(world, "--target", "linux-cp39", "--check")
+    assert code == 1
+    assert f"gamma 1.1: {url} is not under a configured index or find-links location" in err
+    assert "the fingerprint does not match the lock's contents" in err
+    # ... and with the fingerprint recomputed too
+    reseal(pylock)
+    code, _, err = lock(world, "--target", "linux-cp39", "--check")
+    assert code == 1
+    assert f"gamma 1.1: {url} is not under a configured index or find-links location" in err
+    assert "fingerprint" not in err
+    assert evil.requests == []
+
+    # 2. epsilon points at another project's file on the configured index itself
+    pylock.write_bytes(generated[0])
+    gamma = world.file_url("gamma-1.0-py3-none-any.whl")
+    gamma_sha256 = next(d for d in tomllib.loads(generated[0].decode())["packages"] if d["name"] == "gamma")["wheels"][0]["hashes"]["sha256"]
+    forge_lock(pylock, "epsilon", url=gamma, sha256=gamma_sha256)
+    reseal(pylock)
+    code, _, err = lock(world, "--target", "linux-cp39", "--check")
+    assert code == 1
+    assert (f"epsilon 1.0: {world.simple_url} does not list epsilon-1.0-py3-none-any.whl "
+            f"with sha256 {gamma_sha256} at {gamma}") in err
+
+    # 3. the .txt edited alone
+    pylock.write_bytes(generated[0])
+    txt = project / "locks" / "linux-cp39.txt"
+    txt.write_text(txt.read_text().replace("gamma==1.0", "gamma==1.1"))
+    code, _, err = lock(world, "--target", "linux-cp39", "--check")
+    assert code == 1
+    assert "linux-cp39.txt does not match pylock.linux-cp39.toml" in err
+    assert (pylock.read_bytes(), txt.read_bytes()) != generated  # --check wrote nothing

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli_runner import run
-from pkgbuild import make_wheel
+from pkgbuild import make_sdist, make_wheel
 
 EARLY = datetime(2024, 1, 1, tzinfo=timezone.utc)
 TARGETS = Path(__file__).parent / "data" / "targets"
@@ -140,3 +140,21 @@ def test_unreadable_passphrase_file_is_a_clear_input_error(project):
     assert code == 3, err
     assert "keys/missing: cannot read: No such file or directory" in err
     assert "Traceback" not in err
+
+
+def test_only_binary_in_a_pipeline_is_honoured_whatever_the_spelling(project, wheel_dir):
+    root, server = project
+    server.add(make_sdist(wheel_dir, "docopt", "0.6.2"), upload_time=EARLY)
+    (root / "pipelines" / "app.in").write_text("app-core\ndocopt\n")
+    toml = root / "pipelines" / "app.toml"
+    toml.write_text(toml.read_text().replace("use-pip-config = false\n", 'use-pip-config = false\nonly-binary = ["DocOpt"]\n'))
+    code, out, err = run("run", "pipelines/app.toml")
+    assert code == 4, out + err
+    assert "docopt 0.6.2: only an sdist, and --only-binary excludes sdists" in out + err
+    assert not (root / "locks").exists() or not list((root / "locks").glob("*.txt"))
+    # the command line, and the pipeline spelled canonically, say the same
+    (root / "requirements.in").write_text("docopt\n")
+    code, _, err = run("lock", "--no-pip-config", "-q", "--index-url", server.simple_url,
+                       "--target", "linux-cp39", "--only-binary", "DocOpt")
+    assert code == 4
+    assert "docopt 0.6.2: only an sdist, and --only-binary excludes sdists" in err

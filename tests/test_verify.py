@@ -123,8 +123,9 @@ def test_tampered_file_is_named(bundle: Path, keys: Keys, case: str) -> None:
 
 # Changes a careless (but trusted) signer could have sealed: SHA256SUMS and the
 # signature are valid, so only the documents' cross-checks find them.
-def _lying_wheel(bundle: Path) -> None:
-    lie = make_wheel(bundle.parent / "lie", "alpha", "1.0", metadata_name="evil")
+def _lying_wheel(bundle: Path, **metadata: object) -> None:
+    """Replace alpha's wheel, its hashes in bundle.json and requirements.txt following."""
+    lie = make_wheel(bundle.parent / "lie", "alpha", "1.0", **metadata)  # type: ignore[arg-type]
     data = lie.read_bytes()
     old = hashlib.sha256((bundle / ALPHA).read_bytes()).hexdigest()
     edit(bundle / "requirements.txt", old, hashlib.sha256(data).hexdigest())
@@ -186,8 +187,13 @@ SEALED_CASES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
         [r"manifest.json: target differs from bundle.json"],
     ),
     "wheel whose METADATA lies": (
-        _lying_wheel,
+        lambda b: _lying_wheel(b, metadata_name="evil"),
         [rf"{ALPHA}: alpha-1.0.dist-info/METADATA says evil 1.0, not alpha==1.0"],
+    ),
+    "wheel whose dependencies are not those the lock was resolved from": (
+        lambda b: _lying_wheel(b, requires_dist=["evil"]),
+        [rf"{ALPHA}: its METADATA is not the metadata pylock.host.toml was resolved from "
+         r"\(Requires-Dist, Requires-Python or Provides-Extra differ\)"],
     ),
 }
 

@@ -6,6 +6,9 @@ Layout under ``$LOCKSHIP_CACHE_DIR`` (default: the platform's user cache dir)::
     v1/metadata/ab/<sha256>       core metadata of the file with that sha256 (immutable)
     v1/simple/<index-key>/<name>.json   normalized project pages, with fetch time
     v1/local-hashes/<key>.json    sha256 of find-links files by (path, size, mtime)
+    v1/builds/ab/<build key>/     a wheel built from an sdist, and build.json (how,
+                                  and the wheel's sha256, checked on every use)
+    v1/placed/ab/<path key>       a bundle file's stat when it was last verified
 
 Entries keyed by a sha256 are written only after the bytes were verified, and
 atomically, so they can be trusted and kept forever. Two processes sharing a
@@ -105,36 +108,42 @@ class Cache:
         atomic_write_bytes(self._page_path(index, project), ("\n".join(out) + "\n").encode())
 
     # --- wheels built from sdists ------------------------------------------------
+    #
+    # Keyed by sdists.build_key(): the sdist's sha256 and everything else that goes
+    # into the build, so a wheel built another way is never reused for this one.
 
-    def built_wheel(self, sdist_sha256: str) -> Optional[Path]:
-        """The wheel built earlier from the sdist with this sha256, if any."""
-        directory = self._blob("builds", sdist_sha256)
+    def built_wheel(self, key: str) -> Optional[Path]:
+        """The wheel built earlier under this build key, if any."""
+        directory = self._blob("builds", key)
         wheels = sorted(directory.glob("*.whl")) if directory.is_dir() else []
         return wheels[0] if len(wheels) == 1 else None
 
-    def build_staging(self, sdist_sha256: str) -> Path:
+    def build_staging(self, key: str) -> Path:
         """A fresh private directory to build into (same filesystem as the cache)."""
         staging = self.root / "tmp"
         staging.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f"build-{sdist_sha256[:12]}-", dir=staging))
+        return Path(tempfile.mkdtemp(prefix=f"build-{key[:12]}-", dir=staging))
 
-    def build_info(self, sdist_sha256: str) -> Optional[dict[str, Any]]:
-        """How the cached wheel of this sdist was built (backend, environment)."""
+    def build_info(self, key: str) -> Optional[dict[str, Any]]:
+        """How the cached wheel was built (backend, environment) and its sha256 and size."""
         try:
-            data = json.loads((self._blob("builds", sdist_sha256) / "build.json").read_bytes())
+            data = json.loads((self._blob("builds", key) / "build.json").read_bytes())
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
 
-    def store_built_wheel(
-        self, sdist_sha256: str, wheel: Path, info: Mapping[str, Any]
-    ) -> Path:
-        """Publish a built wheel and its build record; if another process was first, keep theirs."""
-        directory = self._blob("builds", sdist_sha256)
+    def store_built_wheel(self, key: str, wheel: Path, info: Mapping[str, Any]) -> Path:
+        """Publish a built wheel and its build record; if another process was first, keep theirs.
+
+        The record holds the wheel's sha256 and size, against which it is checked on use.
+        """
+        directory = self._blob("builds", key)
         directory.mkdir(parents=True, exist_ok=True)
         record = directory / "build.json"
+        sha256, size = file_digest(wheel)
         if not record.exists():
-            atomic_write_bytes(record, json.dumps(dict(info), sort_keys=True).encode())
+            document = {**info, "wheel_sha256": sha256, "wheel_size": size}
+            atomic_write_bytes(record, json.dumps(document, sort_keys=True).encode())
         final = directory / wheel.name
         try:
             os.link(wheel, final)  # fails if it exists: first writer wins
@@ -144,8 +153,40 @@ class Cache:
             shutil.copyfile(wheel, final.with_suffix(".tmp"))
             final.with_suffix(".tmp").replace(final)
         shutil.rmtree(wheel.parent, ignore_errors=True)
-        existing = self.built_wheel(sdist_sha256)
+        existing = self.built_wheel(key)
         return existing if existing is not None else final
+
+    def remove_build(self, key: str) -> None:
+        """Forget a built wheel (its bytes no longer match its record)."""
+        shutil.rmtree(self._blob("builds", key), ignore_errors=True)
+
+    # --- files placed in bundles ---------------------------------------------------
+
+    def _placed_record(self, path: Path) -> Path:
+        key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()
+        return self.root / "placed" / key[:2] / key
+
+    @staticmethod
+    def _stamp(path: Path, sha256: str) -> list[object]:
+        stat = path.stat()
+        return [sha256, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+    def remember_placed(self, path: Path, sha256: str) -> None:
+        """Note that ``path`` (a bundle file) was verified to hash to ``sha256`` as it is now."""
+        stamp = json.dumps(self._stamp(path, sha256)).encode()
+        atomic_write_bytes(self._placed_record(path), stamp)
+
+    def placed_intact(self, path: Path, sha256: str) -> bool:
+        """Tell whether ``path`` is unchanged since it was verified to hash to ``sha256``.
+
+        Any write to the file changes its ctime, which no one can set back; a
+        file replaced by another has another inode.
+        """
+        try:
+            recorded = json.loads(self._placed_record(path).read_bytes())
+            return bool(recorded == self._stamp(path, sha256))
+        except (OSError, ValueError):
+            return False
 
     # --- local files (find-links) ----------------------------------------------
 

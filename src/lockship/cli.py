@@ -435,6 +435,12 @@ class _FetchProgress:
         return f"files {self.files_done}/{self.files}"
 
 
+class LinkModeChoice(str, enum.Enum):
+    clone = "clone"
+    copy = "copy"
+    hardlink = "hardlink"
+
+
 @app.command("fetch")
 def fetch_command(
     target: str = typer.Option(
@@ -453,6 +459,13 @@ def fetch_command(
         "--include-self",
         help="Also carry lockship and its dependencies for the target "
         "(installable with lockship-requirements.txt).",
+    ),
+    link_mode: LinkModeChoice = typer.Option(
+        "clone",
+        "--link-mode",
+        help="How bundle files are made from the cache: clone (a reflink where the "
+        "filesystem can, else a copy), copy, or hardlink (shares the cache's inode: a write "
+        "to one bundle's file changes the cache and every other bundle).",
     ),
     glibc: Optional[str] = typer.Option(None, help="glibc floor used when locking."),
     musl: Optional[str] = typer.Option(None, help="musl floor used when locking."),
@@ -487,6 +500,7 @@ def fetch_command(
             jobs=jobs,
             cache_dir=cache_dir,
             include_self=include_self,
+            link_mode=link_mode.value,
         )
         with _FetchProgress(quiet or json_output) as progress:
             result = fetch(request, progress)
@@ -764,8 +778,8 @@ def diff_command(
 ) -> None:
     """Show what changed between two transfers, red flags first.
 
-    Exit 0: no changes; 1: changes; 11: red flags (re-uploads, new sdists or
-    built wheels, new or moved index origins).
+    Exit 0: no changes; 1: changes; 11: red flags (new hashes for a version, new
+    sdists or built wheels, files from unrecorded, new or moved locations).
     """
     from lockship.diff import diff, label, load_view, render_json, render_markdown  # noqa: PLC0415
 

@@ -1,16 +1,28 @@
 """``lockship diff OLD NEW``: what changed between two transfers, red flags first.
 
 OLD and NEW are locks (``pylock.<target>.toml``), bundle directories or bundle
-archives for the same target. A reviewer reads, in this order:
+archives for the same target. Names are compared canonically and versions as
+PEP 440 versions (``1.0`` is ``1.0.0``). A package's origin is taken from its
+URL: the index or find-links location whose recorded file locations the URL
+lies under (``provenance.py``), never from the lock's ``origin`` field alone.
+A reviewer reads, in this order:
 
 red flags
-    - the same name and version with a different hash (a re-upload, or tampering);
+    - the same name and version with any new sha256, whatever the file name
+      (a re-upload, a build-tagged re-upload, or tampering), old and new files
+      side by side;
     - a new sdist in the lock, or a new wheel built from an sdist in the bundle
       (code that was compiled or built on the online side, not by the publisher);
-    - a package from an index or find-links location the old transfer never used;
-    - a package that moved to another index.
+    - a file whose URL is not under a location the lock records for its origin,
+      or whose name is not its package's (a lock edited by hand);
+    - a package from an index or find-links location the old transfer never used,
+      or from a file location its index never used before;
+    - a package that moved to another index or find-links location.
 changes
     packages added, removed, upgraded and downgraded; files added and removed.
+
+A lock compared with a bundle fetched from it shows no changes: the bundle's
+wheels built from sdists are compared only with another bundle's.
 """
 
 from __future__ import annotations
@@ -23,12 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from pydantic import ValidationError
 
 from lockship.errors import InputError
 from lockship.lockfile import read_lock
-from lockship.models import BundleRecord, Lock
+from lockship.models import BundleFile, BundleRecord, Lock
+from lockship.provenance import lock_problems, origin_of, under
 
 __all__ = ["Diff", "FileView", "PackageView", "diff", "load_view"]
 
@@ -37,58 +51,79 @@ __all__ = ["Diff", "FileView", "PackageView", "diff", "load_view"]
 class FileView:
     filename: str
     sha256: str
-    kind: str  # "wheel", "sdist" (in a lock) or "built-wheel" (in a bundle)
-    origin: Optional[str]  # index or find-links location
+    kind: str  # "wheel", "sdist" (the locked file) or "built-wheel" (in a bundle)
     url: str
 
 
 @dataclass(frozen=True)
 class PackageView:
-    name: str
-    version: str
-    files: tuple[FileView, ...]
+    name: str  # canonical
+    version: str  # as written
+    locked: FileView  # the file the lock pins
+    origin: Optional[str] = None  # the source its URL is under
+    location: Optional[str] = None  # the file location of that source it is under
+    built: Optional[FileView] = None  # in a bundle: the wheel built from the locked sdist
+    problems: tuple[tuple[str, str], ...] = ()  # (kind, message): the lock disagrees with itself
 
-    @property
-    def origins(self) -> set[str]:
-        return {f.origin for f in self.files if f.origin}
+    def files(self, *, built: bool) -> tuple[FileView, ...]:
+        return (self.locked, self.built) if built and self.built is not None else (self.locked,)
 
 
 @dataclass(frozen=True)
 class View:
     """A lock or bundle reduced to what a diff compares."""
 
-    source: str
+    source: str  # the path as the user gave it
     target: str
     tags_sha256: str
     packages: dict[str, PackageView]
+    locations: dict[str, frozenset[str]]  # file locations the lock records, per source
+    is_bundle: bool = False
+
+
+ChangeKind = Literal[
+    "same-version-new-hash",
+    "new-sdist",
+    "new-built-wheel",
+    "unlisted-location",
+    "foreign-file",
+    "new-origin",
+    "new-file-location",
+    "moved-index",
+    "added",
+    "removed",
+    "upgraded",
+    "downgraded",
+    "file-added",
+    "file-removed",
+]
 
 
 @dataclass(frozen=True)
 class Change:
-    kind: Literal[
-        "same-version-new-hash",
-        "new-sdist",
-        "new-built-wheel",
-        "new-origin",
-        "moved-index",
-        "added",
-        "removed",
-        "upgraded",
-        "downgraded",
-        "file-added",
-        "file-removed",
-    ]
+    kind: ChangeKind
     name: str
     old: str = ""
     new: str = ""
     detail: str = ""
+    old_files: tuple[FileView, ...] = ()  # same-version-new-hash: every file on each side
+    new_files: tuple[FileView, ...] = ()
 
     @property
     def red_flag(self) -> bool:
         return self.kind in RED_FLAGS
 
 
-RED_FLAGS = ("same-version-new-hash", "new-sdist", "new-built-wheel", "new-origin", "moved-index")
+RED_FLAGS: tuple[ChangeKind, ...] = (
+    "same-version-new-hash",
+    "new-sdist",
+    "new-built-wheel",
+    "unlisted-location",
+    "foreign-file",
+    "new-origin",
+    "new-file-location",
+    "moved-index",
+)
 _ORDER = {
     kind: i
     for i, kind in enumerate(
@@ -112,63 +147,85 @@ class Diff:
 # --- loading -----------------------------------------------------------------------------
 
 
-def _lock_view(lock: Lock, source: str) -> View:
-    packages = {
-        p.name: PackageView(
-            p.name,
-            p.version,
-            (
-                FileView(
-                    p.artifact.filename, p.artifact.sha256, p.artifact.kind, p.index, p.artifact.url
-                ),
-            ),
+def _lock_packages(lock: Lock) -> dict[str, PackageView]:
+    problems: dict[str, list[tuple[str, str]]] = {}
+    for package, kind, message in lock_problems(lock):
+        problems.setdefault(package.name, []).append((kind, message))
+    packages: dict[str, PackageView] = {}
+    for p in lock.packages:
+        origin = origin_of(p.artifact.url, lock.sources, p.index)
+        source = next((s for s in lock.sources if s.url == origin), None)
+        location = next(
+            (x for x in (source.file_locations if source else ()) if under(p.artifact.url, x)),
+            None,
         )
-        for p in lock.packages
-    }
-    return View(source, lock.target.name, lock.target.tags_sha256, packages)
+        artifact = p.artifact
+        packages[canonicalize_name(p.name)] = PackageView(
+            canonicalize_name(p.name),
+            p.version,
+            FileView(artifact.filename, artifact.sha256, artifact.kind, artifact.url),
+            origin,
+            location,
+            problems=tuple(problems.get(p.name, [])),
+        )
+    return packages
 
 
-def _bundle_view(bundle: Path) -> View:
+def _locations(lock: Lock) -> dict[str, frozenset[str]]:
+    return {s.url: frozenset(s.file_locations) for s in lock.sources}
+
+
+def _lock_view(lock: Lock, source: str) -> View:
+    return View(
+        source, lock.target.name, lock.target.tags_sha256, _lock_packages(lock), _locations(lock)
+    )
+
+
+def _file_view(item: BundleFile) -> FileView:
+    return FileView(Path(item.path).name, item.sha256, item.kind, item.origin_url)
+
+
+def _bundle_view(bundle: Path, source: str) -> View:
     try:
         record = BundleRecord.model_validate_json((bundle / "bundle.json").read_bytes())
     except OSError as exc:
         raise InputError(
-            f"not a lockship bundle: {exc.strerror}", where=str(bundle / "bundle.json")
+            f"not a lockship bundle: {exc.strerror}", where=f"{source}: bundle.json"
         ) from None
     except ValidationError as exc:
         message = exc.errors()[0]["msg"]
-        raise InputError(f"invalid bundle.json: {message}", where=str(bundle)) from None
+        raise InputError(f"invalid bundle.json: {message}", where=source) from None
     lock = read_lock(bundle / record.lock_file)
-    origins = {p.name: p.index for p in lock.packages}
-    grouped: dict[str, list[FileView]] = {}
-    versions: dict[str, str] = {}
+    packages = _lock_packages(lock)
     for item in record.files:
-        versions[item.name] = item.version
-        grouped.setdefault(item.name, []).append(
-            FileView(
-                Path(item.path).name,
-                item.sha256,
-                item.kind,
-                origins.get(item.name),
-                item.origin_url,
+        name = canonicalize_name(item.name)
+        package = packages.get(name)
+        if package is None:  # --include-self: lockship and its dependencies, not in the lock
+            packages[name] = PackageView(name, item.version, _file_view(item))
+        elif item.built_from is not None and package.version == item.version:
+            packages[name] = PackageView(
+                package.name, package.version, package.locked, package.origin,
+                package.location, _file_view(item), package.problems,
             )
-        )
-    packages = {
-        name: PackageView(name, versions[name], tuple(files)) for name, files in grouped.items()
-    }
-    return View(str(bundle), record.target.name, record.target.tags_sha256, packages)
+    return View(
+        source, record.target.name, record.target.tags_sha256, packages, _locations(lock),
+        is_bundle=True,
+    )
 
 
 @contextmanager
 def load_view(path: Path) -> Iterator[View]:
-    """Open a lock file, a bundle directory or a bundle archive for comparison."""
+    """Open a lock file, a bundle directory or a bundle archive for comparison.
+
+    Messages and the report name ``path`` as given, not where an archive was extracted.
+    """
     if path.is_dir():
-        yield _bundle_view(path)
+        yield _bundle_view(path, str(path))
     elif path.name.endswith(".tar"):
         from lockship.archive import extract_archive  # noqa: PLC0415
 
         with tempfile.TemporaryDirectory(prefix="lockship-diff-") as tmp:
-            yield _bundle_view(extract_archive(path, Path(tmp)))
+            yield _bundle_view(extract_archive(path, Path(tmp)), str(path))
     elif path.name.endswith(".toml"):
         yield _lock_view(read_lock(path), str(path))
     elif not path.exists():
@@ -183,11 +240,16 @@ def load_view(path: Path) -> Iterator[View]:
 # --- comparing ------------------------------------------------------------------------------
 
 
-def _version(text: str) -> Version:
+def _version(text: str) -> Optional[Version]:
     try:
         return Version(text)
     except InvalidVersion:
-        return Version("0")
+        return None
+
+
+def _same_version(a: str, b: str) -> bool:
+    va, vb = _version(a), _version(b)
+    return a == b if va is None or vb is None else va == vb
 
 
 def diff(old: View, new: View) -> Diff:
@@ -201,79 +263,96 @@ def diff(old: View, new: View) -> Diff:
             "a diff compares two transfers for the same target",
             where="lockship diff",
         )
+    built = old.is_bundle and new.is_bundle  # compare built wheels only between bundles
     changes: list[Change] = []
-    old_origins = {o for p in old.packages.values() for o in p.origins}
+    old_origins = {p.origin for p in old.packages.values() if p.origin}
     for name in sorted(old.packages.keys() | new.packages.keys()):
         before, after = old.packages.get(name), new.packages.get(name)
-        if before is None and after is not None:
+        if after is None:
+            if before is not None:
+                changes.append(Change("removed", name, old=before.version))
+            continue
+        if before is None:
             changes.append(Change("added", name, new=after.version))
-        elif after is None and before is not None:
-            changes.append(Change("removed", name, old=before.version))
-        elif before is not None and after is not None:
-            changes += _package_changes(before, after)
-        if after is not None:
-            changes += _new_kinds(name, before, after)
-            for origin in sorted(after.origins - old_origins):
-                changes.append(Change("new-origin", name, new=after.version, detail=origin))
+        else:
+            changes += _package_changes(before, after, built=built)
+            changes += _location_changes(before, after, old)
+        changes += _new_kinds(name, before, after)
+        changes += _problems(after)
+        if after.origin and after.origin not in old_origins:
+            changes.append(Change("new-origin", name, new=after.version, detail=after.origin))
     changes.sort(key=lambda c: (_ORDER[c.kind], c.name))
     return Diff(old.source, new.source, new.target, tuple(changes))
 
 
-def _package_changes(before: PackageView, after: PackageView) -> list[Change]:
+def _side(files: tuple[FileView, ...]) -> str:
+    return ", ".join(f"{f.filename} sha256:{f.sha256}" for f in files)
+
+
+def _package_changes(before: PackageView, after: PackageView, *, built: bool) -> list[Change]:
     out: list[Change] = []
-    if before.version != after.version:
-        kind: Literal["upgraded", "downgraded"] = (
-            "upgraded" if _version(after.version) > _version(before.version) else "downgraded"
-        )
-        out.append(Change(kind, after.name, before.version, after.version))
-    else:
-        old_hashes = {f.filename: f.sha256 for f in before.files}
-        for file in after.files:
-            previous = old_hashes.get(file.filename)
-            if previous is not None and previous != file.sha256:
-                out.append(
-                    Change(
-                        "same-version-new-hash",
-                        after.name,
-                        before.version,
-                        after.version,
-                        f"{file.filename}: sha256 {previous[:16]}... -> {file.sha256[:16]}...",
-                    )
+    old_files, new_files = before.files(built=built), after.files(built=built)
+    if _same_version(before.version, after.version):
+        if {f.sha256 for f in new_files} - {f.sha256 for f in old_files}:
+            out.append(
+                Change(
+                    "same-version-new-hash", after.name, before.version, after.version,
+                    f"{_side(old_files)} -> {_side(new_files)}", old_files, new_files,
                 )
-    if before.origins and after.origins and not (before.origins & after.origins):
-        out.append(
-            Change(
-                "moved-index",
-                after.name,
-                before.version,
-                after.version,
-                f"{', '.join(sorted(before.origins))} -> {', '.join(sorted(after.origins))}",
             )
-        )
-    old_files = {f.filename for f in before.files}
-    new_files = {f.filename for f in after.files}
+        return out
+    older, newer = _version(before.version), _version(after.version)
+    upgraded = older is None or newer is None or newer > older
+    kind: Literal["upgraded", "downgraded"] = "upgraded" if upgraded else "downgraded"
+    out.append(Change(kind, after.name, before.version, after.version))
+    old_names = {f.filename for f in old_files}
+    new_names = {f.filename for f in new_files}
     out += [
         Change("file-added", after.name, new=after.version, detail=f)
-        for f in sorted(new_files - old_files)
+        for f in sorted(new_names - old_names)
     ]
     out += [
         Change("file-removed", after.name, old=before.version, detail=f)
-        for f in sorted(old_files - new_files)
+        for f in sorted(old_names - new_names)
     ]
     return out
 
 
-def _new_kinds(name: str, before: Optional[PackageView], after: PackageView) -> list[Change]:
-    """Every sdist, or wheel built from one, that the old transfer did not carry."""
-    seen = {(f.kind, f.filename) for f in before.files} if before is not None else set()
+def _location_changes(before: PackageView, after: PackageView, old: View) -> list[Change]:
     out = []
-    for file in after.files:
-        if (file.kind, file.filename) in seen:
-            continue
-        if file.kind == "sdist":
-            out.append(Change("new-sdist", name, new=after.version, detail=file.filename))
-        elif file.kind == "built-wheel":
-            out.append(Change("new-built-wheel", name, new=after.version, detail=file.filename))
+    if before.origin and after.origin and before.origin != after.origin:
+        out.append(
+            Change(
+                "moved-index", after.name, before.version, after.version,
+                f"{before.origin} -> {after.origin}",
+            )
+        )
+    known = old.locations.get(after.origin or "")
+    if after.location and known is not None and after.location not in known:
+        out.append(
+            Change(
+                "new-file-location", after.name, before.version, after.version,
+                f"{after.origin} now serves files from {after.location}",
+            )
+        )
+    return out
+
+
+def _new_kinds(name: str, before: Optional[PackageView], after: PackageView) -> list[Change]:
+    """An sdist the old transfer did not lock: built into a wheel, in a bundle."""
+    locked = after.locked
+    if locked.kind != "sdist" or (before is not None and before.locked.sha256 == locked.sha256):
+        return []
+    if after.built is not None:
+        return [Change("new-built-wheel", name, new=after.version, detail=after.built.filename)]
+    return [Change("new-sdist", name, new=after.version, detail=locked.filename)]
+
+
+def _problems(after: PackageView) -> list[Change]:
+    out = []
+    for kind, message in after.problems:
+        flag: ChangeKind = "foreign-file" if kind == "filename" else "unlisted-location"
+        out.append(Change(flag, after.name, new=after.version, detail=message))
     return out
 
 
@@ -283,7 +362,10 @@ _LABELS = {
     "same-version-new-hash": "same version, different hash",
     "new-sdist": "new sdist",
     "new-built-wheel": "new wheel built from an sdist",
+    "unlisted-location": "file from an unrecorded location",
+    "foreign-file": "file of another package",
     "new-origin": "new index origin",
+    "new-file-location": "files from a new location",
     "moved-index": "moved to another index",
     "added": "added",
     "removed": "removed",
@@ -337,6 +419,8 @@ def render_json(result: Diff) -> str:
                 "old": c.old or None,
                 "new": c.new or None,
                 "detail": c.detail or None,
+                "old_files": [{"filename": f.filename, "sha256": f.sha256} for f in c.old_files],
+                "new_files": [{"filename": f.filename, "sha256": f.sha256} for f in c.new_files],
             }
             for c in result.changes
         ],

@@ -98,7 +98,7 @@ def download_to_cache(
 def _publish(partial: Path, final: Path) -> None:
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        partial.chmod(0o444)  # bundles hard-link cache files: keep them read-only
+        partial.chmod(0o444)  # immutable: bundles may hard-link or reflink cache files
         partial.replace(final)
         fsync_dir(final.parent)
     except OSError as exc:

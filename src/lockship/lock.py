@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Optional, Protocol
+from urllib.parse import unquote, urlsplit
 
 from packaging.requirements import Requirement
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from lockship import __version__
 from lockship._compat import tomllib
-from lockship._urls import redact_url
+from lockship._urls import has_query, public_url, redact_url
 from lockship.cache import Cache, default_cache_dir
 from lockship.errors import InputError, LockshipError
 from lockship.hashing import file_digest
@@ -39,6 +40,15 @@ from lockship.models import (
     TargetInfo,
 )
 from lockship.pipconfig import IndexConfig
+from lockship.provenance import (
+    KNOWN_FILE_HOSTS,
+    find_listed,
+    location_root,
+    lock_problems,
+    lock_sources,
+    source_config,
+    under,
+)
 from lockship.requirements import Inputs, merge_inputs, read_pyproject, read_requirements
 from lockship.resolve import Resolution, ResolveOptions, Root, resolve
 from lockship.sdists import build_env, source_date_epoch
@@ -176,6 +186,19 @@ def _target_info(target: Target) -> TargetInfo:
     )
 
 
+def _only_binary(request: LockRequest) -> frozenset[str]:
+    """``--only-binary`` names canonicalized, however the CLI, pyproject or pipeline spelled them.
+
+    It is a security control (no build code runs for these projects), so
+    ``DocOpt`` must mean ``docopt`` wherever it was written.
+    """
+    return frozenset(
+        name if name.startswith(":") else canonicalize_name(name)
+        for name in request.only_binary
+        if name != ":none:"
+    )
+
+
 def _settings(request: LockRequest) -> LockSettings:
     config = request.index_config
     return LockSettings(
@@ -183,7 +206,7 @@ def _settings(request: LockRequest) -> LockSettings:
         find_links=tuple(redact_url(u) for u in config.find_links),
         index_strategy=config.strategy.value,
         pre=request.pre,
-        only_binary=tuple(sorted(request.only_binary)),
+        only_binary=tuple(sorted(_only_binary(request))),
         extras=tuple(sorted(request.extras)),
         groups=tuple(sorted(request.groups)),
     )
@@ -210,7 +233,6 @@ def _build_lock(
     request: LockRequest,
     metadata: MetadataFetcher,
 ) -> Lock:
-    info = _target_info(target)
     packages = []
     for package in resolution.packages:
         sha256, size = metadata.digest(package.dist)
@@ -223,31 +245,32 @@ def _build_lock(
                 artifact=Artifact(
                     kind="wheel" if dist.is_wheel else "sdist",
                     filename=dist.filename,
-                    url=dist.url,
+                    url=public_url(dist.url),
                     sha256=sha256,
                     size=size,
                     upload_time=dist.upload_datetime(),
+                    query_removed=has_query(dist.url),
                 ),
                 index=dist.origin or None,
                 requires_python=str(rp) if rp is not None else dist.requires_python,
                 extras=tuple(package.extras),
                 dependencies=package.dependencies,
                 via=package.via,
+                metadata_sha256=package.metadata.sha256,
             )
         )
-    fingerprint = Lock.compute_fingerprint(
-        inputs=inputs, target=info, exclude_newer=request.exclude_newer, settings=settings
-    )
+    urls = {str(p.name): p.dist.url for p in resolution.packages}
     return Lock(
         lockship_version=__version__,
-        target=info,
+        target=_target_info(target),
         inputs=inputs,
         exclude_newer=request.exclude_newer,
         settings=settings,
         command=request.command,
-        fingerprint=fingerprint,
+        fingerprint="",
         packages=tuple(packages),
-    )
+        sources=lock_sources(packages, settings, urls=urls),
+    ).fingerprinted()
 
 
 def check_lock(
@@ -256,10 +279,13 @@ def check_lock(
     *,
     inputs: tuple[InputFile, ...],
     settings: LockSettings,
+    lister: Optional[Lister] = None,
 ) -> TargetResult:
-    """Compare a target's lock on disk with its inputs, without resolving.
+    """Compare a target's lock on disk with its inputs and sources, without resolving.
 
     :param inputs: the digests of ``request``'s input files, computed once per run.
+    :param lister: asks an index whether it lists a file (see ``_unproven``);
+        None checks only what needs no network.
     :raises InputError: when there is no readable lock.
     """
     started = time.monotonic()
@@ -275,6 +301,11 @@ def check_lock(
     rendered = render_requirements(current).encode("utf-8")
     if not txt.is_file() or txt.read_bytes() != rendered:
         reasons.append(f"{txt} does not match {toml.name} (edited by hand, or missing)")
+    if current.fingerprint != current.computed_fingerprint():
+        reasons.append("the fingerprint does not match the lock's contents (edited by hand?)")
+    # Only sources that are the configured ones are asked about the pins.
+    configured = current.settings == settings
+    reasons += _unproven(current, lister if configured else None)
     return TargetResult(
         target, current, txt, toml, bool(reasons), time.monotonic() - started,
         reasons=tuple(reasons),
@@ -309,6 +340,65 @@ def stale_reasons(
         if before[key] != after[key]
     ]
     return reasons
+
+
+class Lister(Protocol):
+    """Says why a source does not list a locked file (None: it does)."""
+
+    def __call__(self, package: LockedPackage) -> Optional[str]: ...
+
+
+def _unproven(lock: Lock, lister: Optional[Lister]) -> list[str]:
+    """Why pins of ``lock`` could not have come from its sources (the configured ones).
+
+    A file under its source's own root (or PyPI's file host), with its name at
+    the end of its URL, is proven by where it lies. Any other file must be
+    listed by its source, which ``lister`` asks (one page per project, cached).
+    """
+    reasons = []
+    flagged = set()
+    for package, kind, problem in lock_problems(lock):
+        url = package.artifact.url
+        if kind == "unlisted":
+            problem = f"{url} is not under a configured index or find-links location"  # noqa: PLW2901
+        reasons.append(f"{package.name} {package.version}: {problem}")
+        flagged.add(package.name)
+    sources = {s.url: s for s in lock.sources}
+    for package in lock.packages:
+        if package.name in flagged:
+            continue
+        url, source = package.artifact.url, sources[package.index or ""]
+        own = (location_root(source.url, source.kind), *KNOWN_FILE_HOSTS.get(source.url, ()))
+        named = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) == package.artifact.filename
+        if named and any(under(url, prefix) for prefix in own):
+            continue
+        unlisted = lister(package) if lister is not None else None
+        if unlisted is not None:
+            reasons.append(f"{package.name} {package.version}: {unlisted}")
+    return reasons
+
+
+def _index_lister(request: LockRequest) -> Lister:
+    """A Lister over the configured sources (their pages cached as for locking)."""
+    cache = Cache(request.cache_dir or default_cache_dir())
+    http = HttpClient(request.index_config, pool_size=max(4, request.jobs), offline=request.offline)
+    clients: dict[str, IndexClient] = {}
+
+    def lister(package: LockedPackage) -> Optional[str]:
+        origin, artifact = package.index or "", package.artifact
+        if origin not in clients:
+            config = source_config(request.index_config, origin)
+            if config is None:
+                return f"its origin {origin} is not a configured index or find-links location"
+            clients[origin] = IndexClient(http, cache, config, refresh=request.refresh)
+        if find_listed(clients[origin], package) is not None:
+            return None
+        return (
+            f"{origin} does not list {artifact.filename} with sha256 {artifact.sha256} "
+            f"at {artifact.url}"
+        )
+
+    return lister
 
 
 PYPROJECT_SCOPE = "dependency tables"
@@ -347,8 +437,9 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
     inputs = _input_files(request)
     settings = _settings(request)
     if request.check:
+        lister = _index_lister(request)
         return [
-            check_lock(request, target, inputs=inputs, settings=settings)
+            check_lock(request, target, inputs=inputs, settings=settings, lister=lister)
             for target in request.targets
         ]
     roots = _roots(request.inputs)
@@ -366,9 +457,10 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
         exclude_newer=request.exclude_newer,
     )
     epoch = source_date_epoch(request.exclude_newer)
-    metadata = MetadataFetcher(
-        http, cache, build_env=build_env(request.index_config, source_date_epoch=epoch)
+    env = build_env(
+        request.index_config, source_date_epoch=epoch, exclude_newer=request.exclude_newer
     )
+    metadata = MetadataFetcher(http, cache, build_env=env)
     results = []
     for target in request.targets:
         reporter.target_started(target)
@@ -386,7 +478,7 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
         options = ResolveOptions(
             exclude_newer=request.exclude_newer,
             pre=request.pre,
-            only_binary=request.only_binary,
+            only_binary=_only_binary(request),
             prefer=_previous_pins(toml),
             upgrade=request.upgrade,
             jobs=request.jobs,

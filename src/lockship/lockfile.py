@@ -5,8 +5,10 @@
 for the target, ``# via`` comments, no markers (they were evaluated for the
 target). ``locks/pylock.<target>.toml`` is the same lock as PEP 751, with
 each file's URL, size, hash and upload time, plus lockship's header in
-``[tool.lockship]``; it is validated with ``packaging.pylock`` when written
-and when read. Both renderings are deterministic.
+``[tool.lockship]`` (with the lock's sources and where their files lie) and,
+per package, its origin and the digest of the metadata it was resolved from;
+it is validated with ``packaging.pylock`` when written and when read. Both
+renderings are deterministic.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pydantic import ValidationError
 from lockship._compat import tomllib
 from lockship._fs import atomic_write_text
 from lockship.errors import InputError
+from lockship.hashing import is_sha256_hex
 from lockship.models import Artifact, Lock, LockedPackage, format_timestamp
 
 __all__ = [
@@ -117,6 +120,10 @@ def _package(package: LockedPackage, lock: Lock) -> Package:
         tool["extras"] = list(package.extras)
     if package.index:
         tool["origin"] = package.index
+    if package.metadata_sha256:
+        tool["metadata-sha256"] = package.metadata_sha256
+    if artifact.query_removed:
+        tool["query-removed"] = True
     is_index = package.index in lock.settings.indexes
     return Package(
         name=canonicalize_name(package.name),
@@ -232,6 +239,16 @@ def _locked_package(package: Package, position: int) -> LockedPackage:
         msg = f"packages[{position}] ({package.name}): [tool.lockship] is not a table"
         raise ValueError(msg)  # noqa: TRY004 - read_lock reports every malformed lock alike
     origin: Optional[str] = tool.get("origin") or package.index
+    if package.index is not None and origin != package.index:
+        msg = (f"packages[{position}] ({package.name}): its index {package.index} and "
+               f"[tool.lockship] origin {origin} differ")
+        raise ValueError(msg)
+    metadata_sha256 = tool.get("metadata-sha256")
+    if not isinstance(metadata_sha256, str) or not is_sha256_hex(metadata_sha256):
+        msg = (f"packages[{position}] ({package.name}) has no metadata-sha256 in "
+               "[tool.lockship]: the lock was made by an older lockship, or edited; "
+               "run `lockship lock` again")
+        raise ValueError(msg)
     return LockedPackage(
         name=package.name,
         version=str(package.version),
@@ -242,10 +259,12 @@ def _locked_package(package: Package, position: int) -> LockedPackage:
             sha256=sha256,
             size=dist.size,
             upload_time=dist.upload_time,
+            query_removed=tool.get("query-removed", False),
         ),
         index=origin,
         requires_python=str(package.requires_python) if package.requires_python else None,
         extras=tool.get("extras", ()),
         dependencies=tuple(_dependency_name(d, position) for d in package.dependencies or ()),
         via=tool.get("via", ()),
+        metadata_sha256=metadata_sha256,
     )

@@ -14,6 +14,7 @@ METADATA of a wheel built from it in an isolated environment.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +38,13 @@ from lockship.download import download_to_cache
 from lockship.errors import BuildError, HashMismatchError, IntegrityError, NetworkError
 from lockship.http import HttpClient
 from lockship.index import DistFile
-from lockship.sdists import build_wheel, read_pkg_info, static_pkg_info
+from lockship.sdists import build_key, build_wheel, read_pkg_info, static_pkg_info
 
 __all__ = [
     "CoreMetadata",
     "MetadataError",
     "MetadataFetcher",
+    "metadata_digest",
     "parse_core_metadata",
     "read_wheel_metadata",
 ]
@@ -59,6 +61,25 @@ class CoreMetadata:
     requires_dist: tuple[Requirement, ...]
     requires_python: Optional[SpecifierSet]
     provides_extra: frozenset[NormalizedName]
+    sha256: str = ""  # metadata_digest() of the fields above, as the file wrote them
+
+
+def metadata_digest(fields: dict[str, list[str]]) -> str:
+    """sha256 of the core metadata fields resolution reads, as the file spells them.
+
+    The values are taken as written (stripped), not re-rendered by ``packaging``,
+    so the digest does not change with the ``packaging`` version that computes it;
+    Requires-Dist and Provides-Extra are sorted, since their order means nothing.
+    """
+    document = {
+        "name": canonicalize_name((fields.get("name") or [""])[0]),
+        "version": str(Version((fields.get("version") or ["0"])[0])),
+        "requires-dist": sorted(fields.get("requires-dist", [])),
+        "requires-python": (fields.get("requires-python") or [""])[0],
+        "provides-extra": sorted({canonicalize_name(e) for e in fields.get("provides-extra", [])}),
+    }
+    encoded = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()
 
 
 _FIELDS = frozenset({"name", "version", "requires-dist", "requires-python", "provides-extra"})
@@ -113,6 +134,7 @@ def parse_core_metadata(data: bytes, *, where: str) -> CoreMetadata:
         requires_dist=requires,
         requires_python=requires_python,
         provides_extra=frozenset(canonicalize_name(e) for e in raw.get("provides-extra", [])),
+        sha256=metadata_digest(raw),
     )
 
 
@@ -328,15 +350,16 @@ class MetadataFetcher:
         return read_wheel_metadata(wheel, wheel.name)
 
     def built_wheel(self, dist: DistFile, sha256: str) -> Path:
-        """The wheel built from this sdist (cached by the sdist's sha256)."""
-        existing = self.cache.built_wheel(sha256)
-        if existing is not None:
-            return existing
+        """The wheel built from this sdist (cached by ``sdists.build_key``)."""
         if self.build_env is None:
             raise BuildError(
                 "this sdist needs a build and builds are disabled",
                 where=dist.filename,
             )
+        key = build_key(sha256, self.build_env)
+        existing = self.cache.built_wheel(key)
+        if existing is not None:
+            return existing
         if self.http.offline:
             raise BuildError(
                 "this sdist must be built, and its build dependencies cannot be "
@@ -345,11 +368,11 @@ class MetadataFetcher:
                 hint="run once online so the built wheel is cached",
             )
         path = self.sdist_path(dist, sha256)
-        staging = self.cache.build_staging(sha256)
+        staging = self.cache.build_staging(key)
         built = build_wheel(path, staging, env=self.build_env, what=dist.filename)
         info = {
             "backend": built.backend,
             "requires": list(built.requires),
             "source_date_epoch": int(self.build_env.get("SOURCE_DATE_EPOCH", "0")),
         }
-        return self.cache.store_built_wheel(sha256, built.path, info)
+        return self.cache.store_built_wheel(key, built.path, info)

@@ -23,6 +23,7 @@ __all__ = [
     "InputFile",
     "Lock",
     "LockSettings",
+    "LockSource",
     "LockedPackage",
     "Manifest",
     "ManifestFile",
@@ -30,7 +31,7 @@ __all__ = [
     "format_timestamp",
 ]
 
-LOCK_FORMAT = 1
+LOCK_FORMAT = 2  # 2: sources, metadata digests, query-removed URLs; pins in the fingerprint
 BUNDLE_FORMAT = 1
 
 
@@ -77,10 +78,14 @@ class Artifact(_Frozen):
 
     kind: Literal["wheel", "sdist"]
     filename: str
-    url: str  # without credentials; they are re-applied from configuration at fetch time
+    # Without credentials, query string or fragment (``_urls.public_url``): credentials
+    # are re-applied from configuration at fetch time, and a link the index gave with
+    # a query string (a pre-signed URL's signature, a token) is asked of it again.
+    url: str
     sha256: str
     size: int
     upload_time: Optional[datetime] = None
+    query_removed: bool = False  # the index's link had a query string, not recorded here
 
 
 class LockedPackage(_Frozen):
@@ -92,6 +97,24 @@ class LockedPackage(_Frozen):
     extras: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()  # normalized names of locked packages
     via: tuple[str, ...] = ()  # "-r requirements.in", or the names of dependents
+    # metadata.metadata_digest() of the core metadata resolution used for this pin;
+    # fetch and verify compare it with the METADATA of the wheel that crosses the gap.
+    metadata_sha256: Optional[str] = None
+
+
+class LockSource(_Frozen):
+    """An index or find-links location the lock's files came from, and where they live.
+
+    ``file_locations`` are URL prefixes ending in ``/``: the location's own root
+    (an index's URL without its ``simple/`` part, a find-links directory) when its
+    files lie there, otherwise the ``scheme://host/`` (or ``file:`` directory) the
+    files were linked at, such as PyPI's ``https://files.pythonhosted.org/``.
+    ``diff`` takes a package's origin from which of these its URL is under.
+    """
+
+    url: str  # as in LockSettings.indexes / find_links (credentials and query redacted)
+    kind: Literal["index", "find-links"]
+    file_locations: tuple[str, ...]
 
 
 class LockSettings(_Frozen):
@@ -117,28 +140,26 @@ class Lock(_Frozen):
     command: str
     fingerprint: str
     packages: tuple[LockedPackage, ...]
+    sources: tuple[LockSource, ...] = ()
 
-    @staticmethod
-    def compute_fingerprint(
-        *,
-        inputs: tuple[InputFile, ...],
-        target: TargetInfo,
-        exclude_newer: Optional[datetime],
-        settings: LockSettings,
-    ) -> str:
-        """Digest of everything the lock was computed from, except the index's state."""
+    def computed_fingerprint(self) -> str:
+        """Digest of everything in the lock but the fingerprint: inputs, settings and pins.
+
+        It names the lock's whole content, so a bundle fetched from another lock
+        never passes for this one's, and a lock whose pins were edited without
+        it shows. (Anyone can recompute it: ``lock --check`` also proves the
+        pins could have come from the configured sources.)
+        """
         document = {
             "format": LOCK_FORMAT,
-            "inputs": [[i.path, i.sha256] for i in inputs],
-            "target": {
-                "marker_environment": target.marker_environment,
-                "tags_sha256": target.tags_sha256,
-            },
-            "exclude_newer": format_timestamp(exclude_newer) if exclude_newer else None,
-            "settings": settings.model_dump(mode="json"),
+            **self.model_dump(mode="json", exclude={"fingerprint"}),
         }
         encoded = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(encoded).hexdigest()
+
+    def fingerprinted(self) -> Lock:
+        """This lock with its fingerprint computed."""
+        return self.model_copy(update={"fingerprint": self.computed_fingerprint()})
 
 
 # --- bundles -----------------------------------------------------------------------------
@@ -171,9 +192,10 @@ class BundleFile(_Frozen):
     version: str
     sha256: str
     size: int
-    origin_url: str  # where the locked file came from (credentials removed)
+    origin_url: str  # where the locked file came from (credentials and query string removed)
     kind: Literal["wheel", "built-wheel"]
     built_from: Optional[BuiltFrom] = None
+    origin_url_query_removed: bool = False  # the index's link had a query string (a token?)
 
 
 class BundleRecord(_Frozen):
@@ -201,6 +223,7 @@ class ManifestFile(_Frozen):
     version: Optional[str] = None
     origin_url: Optional[str] = None
     built_from: Optional[BuiltFrom] = None
+    origin_url_query_removed: bool = False
 
 
 class Manifest(_Frozen):

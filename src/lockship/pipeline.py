@@ -31,7 +31,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Literal, Optional, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -68,6 +68,7 @@ class PipelineTable(_Table):
 class FetchTable(_Table):
     include_self: bool = False
     jobs: int = 8
+    link_mode: Literal["clone", "copy", "hardlink"] = "clone"  # fetch.LinkMode
 
 
 class SignTable(_Table):
@@ -282,6 +283,7 @@ def _run_target(
             jobs=pipeline.spec.fetch.jobs,
             cache_dir=request.cache_dir,
             include_self=pipeline.spec.fetch.include_self,
+            link_mode=pipeline.spec.fetch.link_mode,
         ),
         reporter,
     )

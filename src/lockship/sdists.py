@@ -10,8 +10,11 @@ isolated environment that uses lockship's own index settings, with
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -20,7 +23,7 @@ import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -32,6 +35,7 @@ __all__ = [
     "DEFAULT_SOURCE_DATE_EPOCH",
     "BuiltWheel",
     "build_env",
+    "build_key",
     "build_wheel",
     "extract_sdist",
     "read_pkg_info",
@@ -147,14 +151,25 @@ def extract_sdist(path: Path, dest: Path, *, what: Optional[str] = None) -> Path
     return tops[0]
 
 
-def build_env(config: IndexConfig, *, source_date_epoch: int) -> dict[str, str]:
-    """Environment for the isolated build: lockship's indexes, not the host's defaults."""
+def build_env(
+    config: IndexConfig, *, source_date_epoch: int, exclude_newer: Optional[datetime] = None
+) -> dict[str, str]:
+    """Environment for the isolated build: lockship's indexes, not the host's defaults.
+
+    :param exclude_newer: the lock's cut-off; the build environment is then
+        installed from what the indexes had at that time (pip's
+        ``--uploaded-prior-to``), so the same lock builds with the same tools.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     # Everything pip needs is passed explicitly; the host's pip.conf must not add
     # indexes or find-links that lockship was told not to use.
     env["PIP_CONFIG_FILE"] = os.devnull
     env["SOURCE_DATE_EPOCH"] = str(source_date_epoch)
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    if exclude_newer is not None:
+        env["PIP_UPLOADED_PRIOR_TO"] = exclude_newer.astimezone(timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
     if config.no_index or not config.indexes:
         env["PIP_NO_INDEX"] = "1"
     else:
@@ -168,6 +183,37 @@ def build_env(config: IndexConfig, *, source_date_epoch: int) -> dict[str, str]:
     if config.cert:
         env["PIP_CERT"] = config.cert
     return env
+
+
+def build_key(sdist_sha256: str, env: Mapping[str, str]) -> str:
+    """The cache key of a wheel built from this sdist in this environment (sha256 hex).
+
+    It covers what goes into the build: the sdist's bytes (and so its backend
+    and build requirements), SOURCE_DATE_EPOCH, the cut-off the build
+    environment is installed up to (``PIP_UPLOADED_PRIOR_TO``), the interpreter
+    that runs the build, the build frontend's and pip's versions and lockship's
+    build driver. The index the build tools come from is not part of it: the
+    exact environment they made is recorded beside the wheel (``build.json``)
+    and in the bundle, so a wheel built at lock time serves fetch too.
+    """
+    document = {
+        "sdist": sdist_sha256,
+        "source_date_epoch": env.get("SOURCE_DATE_EPOCH"),
+        "uploaded_prior_to": env.get("PIP_UPLOADED_PRIOR_TO"),
+        "python": [sys.implementation.name, platform.python_version(), sys.platform,
+                   platform.machine()],
+        "frontend": [_version_of("build"), _version_of("pip")],
+        "driver": hashlib.sha256(_DRIVER.encode()).hexdigest(),
+    }
+    encoded = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def _version_of(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 # Runs in a child process so the build sees only the environment we give it, and

@@ -28,7 +28,7 @@ from lockship.errors import BuildError, InputError
 from lockship.hashing import file_digest
 from lockship.models import Artifact, BuiltFrom, Lock, LockedPackage
 from lockship.requirements import InputRequirement, Inputs, Source
-from lockship.sdists import build_env, build_wheel, source_date_epoch
+from lockship.sdists import build_env, build_key, build_wheel, source_date_epoch
 
 if TYPE_CHECKING:
     from lockship.fetch import FetchRequest
@@ -79,7 +79,9 @@ def build_self(
         )
     source = Path(url_to_path(url))
     epoch = source_date_epoch(lock.exclude_newer)
-    env = build_env(request.index_config, source_date_epoch=epoch)
+    env = build_env(
+        request.index_config, source_date_epoch=epoch, exclude_newer=lock.exclude_newer
+    )
     with tempfile.TemporaryDirectory(prefix="lockship-self-sdist-") as tmp:
         proc = subprocess.run(
             [sys.executable, "-m", "build", "--sdist", "--outdir", tmp, str(source)],
@@ -95,16 +97,17 @@ def build_self(
             raise BuildError(f"building lockship's sdist failed: {tail}", where=str(source))
         sdist = sdists[0]
         sha256, size = file_digest(sdist)
-        wheel = cache.built_wheel(sha256)
-        info = cache.build_info(sha256) or {}
+        key = build_key(sha256, env)
+        wheel = cache.built_wheel(key)
         if wheel is None:
-            built = build_wheel(sdist, cache.build_staging(sha256), env=env, what=sdist.name)
-            info = {
+            built = build_wheel(sdist, cache.build_staging(key), env=env, what=sdist.name)
+            record = {
                 "backend": built.backend,
                 "requires": list(built.requires),
                 "source_date_epoch": epoch,
             }
-            wheel = cache.store_built_wheel(sha256, built.path, info)
+            wheel = cache.store_built_wheel(key, built.path, record)
+        info = cache.build_info(key) or {}
     origin = f"{url}{_git_commit(source)}"
     package = LockedPackage(
         name="lockship",

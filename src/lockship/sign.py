@@ -62,13 +62,14 @@ from lockship._install_script import (
     render_sums,
 )
 from lockship._zip import FileRangeReader, dist_info_metadata_chooser, read_member
-from lockship.errors import FilesystemError, InputError, VerificationError
+from lockship.errors import FilesystemError, InputError, IntegrityError, VerificationError
 from lockship.hashing import file_digest
 from lockship.models import BundleRecord, Manifest, ManifestFile
 
 __all__ = [
     "SIGN_OUTPUTS",
     "SignResult",
+    "metadata_problems",
     "read_record",
     "render_install_script",
     "sign_bundle",
@@ -145,6 +146,44 @@ def wheel_problems(root: Path, wheels: Iterable[tuple[str, str, str]]) -> list[s
             problems.append(f"{path}: the file name says {file_name} {file_version}, not {pin}")
         if (canonicalize_name(meta_name), meta_version) != (canonicalize_name(name), pinned):
             problems.append(f"{path}: {member} says {meta_name} {meta_version}, not {pin}")
+    return problems
+
+
+def metadata_problems(root: Path, record: BundleRecord) -> list[str]:
+    """Wheels whose core metadata is not the metadata the bundle's lock was resolved from.
+
+    The lock records, per pin, the digest of the fields resolution read
+    (``metadata-sha256``); fetch refuses a wheel that disagrees, and this finds
+    one that got into a bundle anyway. A wheel whose name or version is wrong
+    is left to ``wheel_problems``.
+    """
+    from lockship.lockfile import read_lock  # noqa: PLC0415 - metadata pulls in the HTTP stack
+    from lockship.metadata import parse_core_metadata, read_wheel_metadata  # noqa: PLC0415
+
+    try:
+        lock = read_lock(root / record.lock_file)
+    except InputError as exc:
+        return [f"{record.lock_file}: {exc}"]
+    expected = {(p.name, p.version): p.metadata_sha256 for p in lock.packages}
+    problems = []
+    for item in record.files:
+        digest = expected.get((item.name, item.version))
+        if digest is None:  # --include-self: lockship's own lock is not in the bundle
+            continue
+        try:
+            meta = parse_core_metadata(
+                read_wheel_metadata(root / item.path, PurePosixPath(item.path).name),
+                where=item.path,
+            )
+        except (IntegrityError, OSError):
+            continue  # unreadable: wheel_problems says so
+        if (meta.name, str(meta.version)) == (canonicalize_name(item.name), item.version) and (
+            meta.sha256 != digest
+        ):
+            problems.append(
+                f"{item.path}: its METADATA is not the metadata {record.lock_file} was "
+                "resolved from (Requires-Dist, Requires-Python or Provides-Extra differ)"
+            )
     return problems
 
 
@@ -272,6 +311,7 @@ def _check_unsigned(bundle: Path, record: BundleRecord) -> dict[str, tuple[str, 
     problems += check_pins(requirements, wheels)
     if not problems:
         problems = wheel_problems(bundle, [(f.path, f.name, f.version) for f in record.files])
+        problems += metadata_problems(bundle, record)
     if problems:
         raise VerificationError(problems, where=str(bundle))
     return digests

@@ -10,8 +10,9 @@ Every problem is collected, each naming the file it concerns, before deciding:
   missing and extra files, links, and the pins of requirements.txt against the
   wheels and manifest.json);
 * what needs lockship's own parsers: bundle.json and manifest.json against
-  their models and each other, and each wheel's file name and
-  ``*.dist-info/METADATA`` against its pin.
+  their models and each other, each wheel's file name and
+  ``*.dist-info/METADATA`` against its pin, and the fields of that METADATA
+  resolution reads against the digest the bundle's lock recorded for the pin.
 
 A bad signature raises :class:`SignatureError` (its message lists the file
 problems too); otherwise any problem raises :class:`VerificationError`.
@@ -42,7 +43,7 @@ from lockship._install_script import (
 from lockship.archive import extract_archive
 from lockship.errors import InputError, SignatureError, VerificationError
 from lockship.models import BundleRecord, Manifest
-from lockship.sign import wheel_problems
+from lockship.sign import metadata_problems, wheel_problems
 
 __all__ = ["VerifyReport", "open_bundle", "verify_bundle", "verify_directory"]
 
@@ -132,6 +133,8 @@ def verify_directory(
         ]
         problems += wheel_problems(root, wheels)
         if isinstance(record, BundleRecord):
+            if record.lock_file in check.verified:
+                problems += metadata_problems(root, record)
             problems += [
                 f"{MANIFEST}: {field} differs from {RECORD}"
                 for field in ("lockship_version", "target", "inputs", "exclude_newer")

@@ -44,6 +44,7 @@ from lockship.models import (
     Lock,
     LockedPackage,
     LockSettings,
+    LockSource,
     Manifest,
     ManifestFile,
     TargetInfo,
@@ -153,13 +154,23 @@ def locked_packages(draw: st.DrawFn, name: str, settings_: LockSettings) -> Lock
             sha256=draw(hexdigest),
             size=draw(st.integers(0, 2**53)),
             upload_time=draw(st.none() | moments),
+            query_removed=draw(st.booleans()),
         ),
         index=draw(st.one_of(*index_choices)),
         requires_python=draw(specifiers),
         extras=tuple(draw(st.lists(canonical_names, max_size=3, unique=True))),
         dependencies=tuple(draw(st.lists(canonical_names, max_size=4, unique=True))),
         via=tuple(draw(st.lists(text, max_size=3))),
+        metadata_sha256=draw(hexdigest),
     )
+
+
+lock_sources = st.builds(
+    LockSource,
+    url=urls,
+    kind=st.sampled_from(["index", "find-links"]),
+    file_locations=st.lists(urls, max_size=3).map(tuple),
+)
 
 
 @st.composite
@@ -192,11 +203,10 @@ def locks(draw: st.DrawFn) -> Lock:
         exclude_newer=exclude_newer,
         settings=lock_settings,
         command=draw(text),
-        fingerprint=Lock.compute_fingerprint(
-            inputs=inputs, target=target, exclude_newer=exclude_newer, settings=lock_settings
-        ),
+        fingerprint="",
         packages=packages,
-    )
+        sources=tuple(draw(st.lists(lock_sources, max_size=3))),
+    ).fingerprinted()
 
 
 built_from = st.builds(
@@ -230,6 +240,7 @@ manifests = st.builds(
             version=st.none() | versions,
             origin_url=st.none() | urls,
             built_from=st.none() | built_from,
+            origin_url_query_removed=st.booleans(),
         ),
         max_size=5,
     ).map(tuple),
@@ -522,14 +533,21 @@ def test_read_lock_raises_only_input_errors(content: str) -> None:
         assert error is None or (error.exit_code == 3 and error.where == str(path))
 
 
+DIGEST = f'metadata-sha256 = "{"b" * 64}"\n'
+
+
 @pytest.mark.parametrize(
     ("fragment", "message"),
     [
         ('[packages.tool]\nlockship = "x"\n', "packages[0]"),
-        ("[packages.tool.lockship]\nvia = 5\n", "via"),
-        ("[packages.tool.lockship]\nextras = 7\n", "extras"),
-        ('[packages.tool.lockship]\nvia = "abc"\n', "via"),
-        ("[packages.tool.lockship]\nvia = []\n[tool.lockship.packages]\n", "packages"),
+        (f'[packages.tool.lockship]\nvia = 5\n{DIGEST}', "via"),
+        (f"[packages.tool.lockship]\nextras = 7\n{DIGEST}", "extras"),
+        (f'[packages.tool.lockship]\nvia = "abc"\n{DIGEST}', "via"),
+        (f"[packages.tool.lockship]\nvia = []\n{DIGEST}[tool.lockship.packages]\n", "packages"),
+        ('[packages.tool.lockship]\nvia = []\nmetadata-sha256 = "b"\n',
+         "(a) has no metadata-sha256 in [tool.lockship]: the lock was made by an older lockship"),
+        ("[packages.tool.lockship]\nvia = []\n",
+         "(a) has no metadata-sha256 in [tool.lockship]: the lock was made by an older lockship"),
     ],
 )
 def test_read_lock_names_a_malformed_tool_table(tmp_path: Path, fragment: str, message: str) -> None:
@@ -537,12 +555,14 @@ def test_read_lock_names_a_malformed_tool_table(tmp_path: Path, fragment: str, m
         lockship_version="0.1.0", target=TARGETS[0], inputs=(), settings=LockSettings(), command="c",
         fingerprint="f",
         packages=(LockedPackage(name="a", version="1.0", artifact=Artifact(
-            kind="sdist", filename="a-1.0.tar.gz", url="https://x.example/a", sha256="a" * 64, size=1)),),
+            kind="sdist", filename="a-1.0.tar.gz", url="https://x.example/a", sha256="a" * 64, size=1),
+            metadata_sha256="b" * 64),),
     )
     text_ = lockfile.render_pylock(lock)
-    assert "[packages.tool.lockship]\nvia = []\n" in text_
+    table = "[packages.tool.lockship]\nvia = []\n" + f'metadata-sha256 = "{"b" * 64}"\n'
+    assert table in text_
     path = tmp_path / "pylock.t.toml"
-    path.write_text(text_.replace("[packages.tool.lockship]\nvia = []\n", fragment))
+    path.write_text(text_.replace(table, fragment))
     with pytest.raises(LockshipError) as caught:
         lockfile.read_lock(path)
     assert caught.value.exit_code == 3 and message in str(caught.value)
