@@ -258,3 +258,18 @@ def test_a_package_that_moved_is_flagged_from_its_url_not_its_origin_field(index
         f"{links.as_uri()}/delta-1.1-py3-none-any.whl is under {links}, "
         f"not under {other.simple_url} that the lock names as its origin"
     )
+
+
+def test_an_approved_lock_from_an_older_lockship_can_be_the_old_side_only(indexes):
+    main, _ = indexes
+    old = lock_into("a", "alpha==1.0\n", main.simple_url)
+    new = lock_into("b", "alpha==2.0\n", main.simple_url)
+    # what lock format 1 wrote: no sources, no metadata digests
+    text = re.sub(r'(?m)^metadata-sha256 = .*\n', "", Path(old).read_text())
+    Path(old).write_text(text[: text.index("[[tool.lockship.sources]]")])
+    code, found = kinds(old, new)
+    assert code == 1
+    assert set(found) == {"upgraded", "file-added", "file-removed"}
+    code, _, err = run("diff", new, old)
+    assert code == 3
+    assert "made by an older lockship (no sources or metadata digests): only the old side" in err

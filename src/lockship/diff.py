@@ -79,6 +79,7 @@ class View:
     packages: dict[str, PackageView]
     locations: dict[str, frozenset[str]]  # file locations the lock records, per source
     is_bundle: bool = False
+    legacy: bool = False  # a lock from before format 2: no sources, no metadata digests
 
 
 ChangeKind = Literal[
@@ -149,11 +150,12 @@ class Diff:
 
 def _lock_packages(lock: Lock) -> dict[str, PackageView]:
     problems: dict[str, list[tuple[str, str]]] = {}
-    for package, kind, message in lock_problems(lock):
+    for package, kind, message in lock_problems(lock) if lock.sources else ():
         problems.setdefault(package.name, []).append((kind, message))
     packages: dict[str, PackageView] = {}
     for p in lock.packages:
-        origin = origin_of(p.artifact.url, lock.sources, p.index)
+        # A lock from before format 2 records no sources: its origin field is all there is.
+        origin = origin_of(p.artifact.url, lock.sources, p.index) if lock.sources else p.index
         source = next((s for s in lock.sources if s.url == origin), None)
         location = next(
             (x for x in (source.file_locations if source else ()) if under(p.artifact.url, x)),
@@ -175,9 +177,14 @@ def _locations(lock: Lock) -> dict[str, frozenset[str]]:
     return {s.url: frozenset(s.file_locations) for s in lock.sources}
 
 
+def _legacy(lock: Lock) -> bool:
+    return not lock.sources or any(p.metadata_sha256 is None for p in lock.packages)
+
+
 def _lock_view(lock: Lock, source: str) -> View:
     return View(
-        source, lock.target.name, lock.target.tags_sha256, _lock_packages(lock), _locations(lock)
+        source, lock.target.name, lock.target.tags_sha256, _lock_packages(lock), _locations(lock),
+        legacy=_legacy(lock),
     )
 
 
@@ -195,7 +202,7 @@ def _bundle_view(bundle: Path, source: str) -> View:
     except ValidationError as exc:
         message = exc.errors()[0]["msg"]
         raise InputError(f"invalid bundle.json: {message}", where=source) from None
-    lock = read_lock(bundle / record.lock_file)
+    lock = read_lock(bundle / record.lock_file, legacy=True)
     packages = _lock_packages(lock)
     for item in record.files:
         name = canonicalize_name(item.name)
@@ -209,7 +216,7 @@ def _bundle_view(bundle: Path, source: str) -> View:
             )
     return View(
         source, record.target.name, record.target.tags_sha256, packages, _locations(lock),
-        is_bundle=True,
+        is_bundle=True, legacy=_legacy(lock),
     )
 
 
@@ -227,7 +234,7 @@ def load_view(path: Path) -> Iterator[View]:
         with tempfile.TemporaryDirectory(prefix="lockship-diff-") as tmp:
             yield _bundle_view(extract_archive(path, Path(tmp)), str(path))
     elif path.name.endswith(".toml"):
-        yield _lock_view(read_lock(path), str(path))
+        yield _lock_view(read_lock(path, legacy=True), str(path))
     elif not path.exists():
         raise InputError("no such lock, bundle or archive", where=str(path))
     else:
@@ -262,6 +269,13 @@ def diff(old: View, new: View) -> Diff:
             f"{old.source} is for {old.target} and {new.source} for {new.target}: "
             "a diff compares two transfers for the same target",
             where="lockship diff",
+        )
+    if new.legacy:  # its origins could not be read from its URLs
+        raise InputError(
+            "made by an older lockship (no sources or metadata digests): only the old side "
+            "of a diff may be",
+            where=new.source,
+            hint="lock it again with this lockship",
         )
     built = old.is_bundle and new.is_bundle  # compare built wheels only between bundles
     changes: list[Change] = []

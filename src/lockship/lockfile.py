@@ -176,8 +176,11 @@ def write_lock(lock: Lock, output_dir: Path) -> bool:
 # --- reading ------------------------------------------------------------------------
 
 
-def read_lock(path: Path) -> Lock:
+def read_lock(path: Path, *, legacy: bool = False) -> Lock:
     """Read a ``pylock.<target>.toml`` written by lockship.
+
+    :param legacy: also accept a lock from before format 2 (no metadata digests,
+        no sources), as ``diff`` must to compare a new lock with an approved one.
 
     :raises InputError: naming the file (and the key) when it is missing,
         not valid PEP 751, or not made by lockship.
@@ -204,7 +207,9 @@ def read_lock(path: Path) -> Lock:
     if "packages" in header:  # Lock(**header, packages=...) would be a TypeError
         raise InputError("[tool.lockship] must not have a 'packages' key", where=str(path))
     try:
-        packages = tuple(_locked_package(p, i) for i, p in enumerate(pylock.packages))
+        packages = tuple(
+            _locked_package(p, i, legacy=legacy) for i, p in enumerate(pylock.packages)
+        )
         return Lock(**header, packages=packages)
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -222,7 +227,7 @@ def _dependency_name(dependency: Any, position: int) -> str:
     return name
 
 
-def _locked_package(package: Package, position: int) -> LockedPackage:
+def _locked_package(package: Package, position: int, *, legacy: bool) -> LockedPackage:
     files: list[tuple[str, Any]] = [("wheel", w) for w in package.wheels or []]
     if package.sdist is not None:
         files.append(("sdist", package.sdist))
@@ -244,7 +249,9 @@ def _locked_package(package: Package, position: int) -> LockedPackage:
                f"[tool.lockship] origin {origin} differ")
         raise ValueError(msg)
     metadata_sha256 = tool.get("metadata-sha256")
-    if not isinstance(metadata_sha256, str) or not is_sha256_hex(metadata_sha256):
+    if legacy and metadata_sha256 is None:
+        pass
+    elif not isinstance(metadata_sha256, str) or not is_sha256_hex(metadata_sha256):
         msg = (f"packages[{position}] ({package.name}) has no metadata-sha256 in "
                "[tool.lockship]: the lock was made by an older lockship, or edited; "
                "run `lockship lock` again")
