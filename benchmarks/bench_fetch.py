@@ -7,7 +7,9 @@ bench_lock.py's job). Then, each ``--repeat`` times:
 
 - lockship cold: ``lockship fetch`` with a fresh cache dir into a fresh dest;
 - lockship warm: the same again on the complete bundle (should be a no-op);
-- lockship warm cache: a fresh dest from the filled cache (hard links);
+- lockship warm cache: a fresh dest from the filled cache (reflinks where the
+  filesystem can, else copies, each hashed as it is placed), and the same with
+  ``--link-mode hardlink`` (shared inodes), to show what copying costs;
 - pip cold: ``pip download --no-deps --require-hashes --only-binary=:all: -r
   locks/linux-cp311.txt -d DIR --no-cache-dir`` (the venv's pip), fresh DIR;
 - pip warm: the same again into the same DIR.
@@ -135,6 +137,9 @@ def run_set(
                lockship_fetch(project, cache, dest, glibc), dest / "wheels")
         record("lockship", "warm cache, fresh dest",
                lockship_fetch(project, cache, run_dir / "dist2", glibc), run_dir / "dist2" / "wheels")
+        record("lockship", "warm cache, fresh dest, --link-mode hardlink",
+               [*lockship_fetch(project, cache, run_dir / "dist3", glibc), "--link-mode", "hardlink"],
+               run_dir / "dist3" / "wheels")
         pip_dest = run_dir / "pip"
         record("pip", "cold (--no-cache-dir, fresh dir)", pip_download(txt, pip_dest), pip_dest)
         record("pip", "warm (same dir: files already there)", pip_download(txt, pip_dest), pip_dest)
@@ -178,12 +183,16 @@ def main(argv: list[str] | None = None) -> int:
         for name in sets:
             results, files = run_set(name, args.glibc, args.repeat, scratch)
             largest = max(files.values()) / 2**20
+            pip_cold = statistics.median(
+                s for s, _ in results[("pip", "cold (--no-cache-dir, fresh dir)")]
+            )
             for (tool, scenario), runs in results.items():
                 seconds = [s for s, _ in runs]
                 peak = max((r or 0) for _, r in runs) / 1024
                 rows.append([
                     name, f"{len(files)} / {sum(files.values()) / 2**20:.0f}", f"{largest:.0f}",
                     tool, scenario, f"{statistics.median(seconds):.2f}",
+                    f"{statistics.median(seconds) / pip_cold:.2f}",
                     " ".join(f"{s:.2f}" for s in seconds), f"{peak:.0f}",
                     f"{peak / largest:.2f}",
                 ])
@@ -195,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
     table = markdown_table(
         ["set", "wheels / MiB", "largest wheel (MiB)", "tool", "scenario", "median (s)",
-         "runs (s)", "peak RSS (MiB)", "peak RSS / largest wheel"],
+         "÷ pip cold", "runs (s)", "peak RSS (MiB)", "peak RSS / largest wheel"],
         rows,
     )
     example = Path("PROJECT")
@@ -216,9 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         ("Every run is checked to have written exactly the locked wheels. What the warm "
         "rows check: lockship's no-op compares the bundle's file names and sizes with its "
-        "bundle.json and trusts a file without re-hashing only where it is the verified "
-        "cache entry itself (a hard link); filling a fresh bundle from the cache re-hashes "
-        "every cached file; pip re-hashes every file already in DIR (and re-reads the index "
+        "bundle.json and trusts a file without re-hashing only where it is unchanged since "
+        "fetch placed and hashed it (inode, size, mtime and ctime); filling a fresh bundle "
+        "from the cache copies (or reflinks, where the filesystem can) and hashes every "
+        "cached file, and `--link-mode hardlink` shares the cache's inodes instead (hashing "
+        "them too); pip re-hashes every file already in DIR (and re-reads the index "
         "pages). The lockship process itself needs ~50 MiB "
         "(interpreter and imports), so the peak RSS of a cold fetch is that plus the "
         "download buffers, whatever the size of the wheels."),
