@@ -243,8 +243,11 @@ def _complete_bundle(
         stat = path.stat()
         if stat.st_size != item.size:
             return None
-        if not cache.placed_intact(path, item.sha256) and file_digest(path)[0] != item.sha256:
+        if cache.placed_intact(path, item.sha256):
+            continue
+        if file_digest(path)[0] != item.sha256:
             return None
+        cache.remember_placed(path, item.sha256)  # the next run need not hash it again
     return record
 
 

@@ -390,7 +390,9 @@ def _index_lister(request: LockRequest) -> Lister:
             config = source_config(request.index_config, origin)
             if config is None:
                 return f"its origin {origin} is not a configured index or find-links location"
-            clients[origin] = IndexClient(http, cache, config, refresh=request.refresh)
+            clients[origin] = IndexClient(
+                http, cache, config, refresh=request.refresh, exclude_newer=request.exclude_newer
+            )
         if find_listed(clients[origin], package) is not None:
             return None
         return (
