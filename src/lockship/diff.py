@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union, get_args
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -82,7 +82,7 @@ class View:
     legacy: bool = False  # a lock from before format 2: no sources, no metadata digests
 
 
-ChangeKind = Literal[
+RedFlag = Literal[
     "same-version-new-hash",
     "new-sdist",
     "new-built-wheel",
@@ -91,13 +91,10 @@ ChangeKind = Literal[
     "new-origin",
     "new-file-location",
     "moved-index",
-    "added",
-    "removed",
-    "upgraded",
-    "downgraded",
-    "file-added",
-    "file-removed",
 ]
+OtherChange = Literal["added", "removed", "upgraded", "downgraded", "file-added", "file-removed"]
+ChangeKind = Union[RedFlag, OtherChange]
+RED_FLAGS: tuple[RedFlag, ...] = get_args(RedFlag)
 
 
 @dataclass(frozen=True)
@@ -115,22 +112,7 @@ class Change:
         return self.kind in RED_FLAGS
 
 
-RED_FLAGS: tuple[ChangeKind, ...] = (
-    "same-version-new-hash",
-    "new-sdist",
-    "new-built-wheel",
-    "unlisted-location",
-    "foreign-file",
-    "new-origin",
-    "new-file-location",
-    "moved-index",
-)
-_ORDER = {
-    kind: i
-    for i, kind in enumerate(
-        (*RED_FLAGS, "added", "removed", "upgraded", "downgraded", "file-added", "file-removed")
-    )
-}
+_ORDER = {kind: i for i, kind in enumerate((*RED_FLAGS, *get_args(OtherChange)))}
 
 
 @dataclass(frozen=True)
