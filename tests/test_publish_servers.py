@@ -314,8 +314,8 @@ def pypiserver(tmp_path: Path) -> Iterator[str]:
     htpasswd = tmp_path / "htpasswd"
     subprocess.run(
         [str(SERVERS_BIN / "python"), "-c",
-         "import sys; from passlib.apache import HtpasswdFile; h = HtpasswdFile(sys.argv[1], new=True); "
-         "h.set_password('uploader', 'pypiserver-secret'); h.save()", str(htpasswd)],
+         ("import sys; from passlib.apache import HtpasswdFile; h = HtpasswdFile(sys.argv[1], new=True); "
+          "h.set_password('uploader', 'pypiserver-secret'); h.save()"), str(htpasswd)],
         check=True,
     )
     port = free_port()
@@ -342,7 +342,7 @@ def test_upload_to_pypiserver_then_install_with_require_hashes(
     wrong = {"TWINE_USERNAME": "uploader", "TWINE_PASSWORD": "not-the-password"}
     code, _, err = upload(keys, signed, f"{pypiserver}/", index, wrong)
     assert code == 5, err
-    assert re.search(rf"^lockship: error: {pypiserver}/: the index refused \S+\.whl: HTTP 40[13] ", err, re.M), err
+    assert re.search(rf"^lockship: error: {pypiserver}/: the index refused \S+\.whl: HTTP 40[13] ", err, re.MULTILINE), err
     assert "not-the-password" not in err
     # With twine's variables: uploaded, never printed.
     env = {"TWINE_USERNAME": "uploader", "TWINE_PASSWORD": "pypiserver-secret"}

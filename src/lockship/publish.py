@@ -829,7 +829,7 @@ def publish(request: PublishRequest, reporter: Optional[PublishReporter] = None)
     reporter = reporter or _Silent()
     if request.dest is None and request.upload_url is None:
         raise InputError("nothing to do: give --to DIR, --upload URL, or both")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
     dest = request.dest
     holding = dest is not None and (not request.dry_run or (dest / STATE_DIR).is_dir())
     with contextlib.ExitStack() as stack:
