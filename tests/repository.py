@@ -3,7 +3,6 @@ invariants a published tree must keep whatever happens (kills included)."""
 
 from __future__ import annotations
 
-import hashlib
 import html.parser
 import json
 import os
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import unquote, urljoin, urlsplit
 
-from bundles import Keys
+from bundles import Keys, sha256_of
 from cli_runner import run
 from lockship.lockfile import lock_paths
 
@@ -66,10 +65,6 @@ def lock_fetch_sign(
         return Signed(root, bundles, locks)
     finally:
         os.chdir(cwd)
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class _Anchors(html.parser.HTMLParser):

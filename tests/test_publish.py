@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from bundles import Keys, flip_byte, make_bundle, only_wheel, sign
+from bundles import Keys, flip_byte, make_bundle, only_wheel, sha256_of, sign
 from cli_runner import run
 from indexserver import IndexServer
 from lockship.errors import IntegrityError
@@ -35,7 +35,6 @@ from repository import (
     check_tree,
     lock_fetch_sign,
     served,
-    sha256_of,
     snapshot,
 )
 from test_faults import KILL_AT, wait_killed
@@ -525,6 +524,11 @@ def test_usage_errors(keys: Keys, tmp_path: Path) -> None:
     assert (code, err) == (
         3, "lockship: error: lockship publish: publishing a bundle needs --allowed-signers and --identity\n"
     )
+    code, _, err = run("publish", str(tmp_path), "--upload", "http://127.0.0.1:9/")
+    assert (code, err) == (3, (
+        "lockship: error: lockship publish: --upload needs --index-url: the index's simple API, "
+        "to check which files it already holds\n"
+    ))
     code, _, err = publish(tmp_path / "repo", keys, tmp_path / "missing")
     assert (code, err) == (3, f"lockship: error: {tmp_path / 'missing'}: no such bundle directory or archive\n")
 

@@ -33,10 +33,10 @@ from typing import Optional
 
 import pytest
 
-from bundles import Keys, make_bundle, sign
+from bundles import Keys, make_bundle, sha256_of, sign
 from cli_runner import run
 from lockship.lockfile import read_lock
-from repository import EXCLUDE_NEWER, Signed, check_tree, lock_fetch_sign, sha256_of
+from repository import EXCLUDE_NEWER, Signed, check_tree, lock_fetch_sign
 from test_online import read_lockfile
 
 pytestmark = pytest.mark.server

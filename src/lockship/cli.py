@@ -675,18 +675,22 @@ class _PublishProgress:
 @app.command("publish")
 def publish_command(
     bundles: List[Path] = typer.Argument(
-        None, help="Signed bundle directories or .tar archives (none: only --prune)."
+        None,
+        metavar="BUNDLE",
+        help="Signed bundle directories or .tar archives (none: only --prune).",
     ),
     to: Optional[Path] = typer.Option(
-        None, "--to", help="Static repository directory; serve DIR/simple/ as the index URL."
+        None, "--to", metavar="DIR",
+        help="Static repository directory; serve DIR/simple/ as the index URL.",
     ),
     allowed_signers: Optional[Path] = typer.Option(
         None,
         "--allowed-signers",
+        metavar="FILE",
         help="allowed_signers file from the reviewer, through a separate channel.",
     ),
     identity: Optional[str] = typer.Option(
-        None, "--identity", help="Principal the signer must be listed as."
+        None, "--identity", metavar="ID", help="Principal the signer must be listed as."
     ),
     prune: bool = typer.Option(
         False,
@@ -698,10 +702,12 @@ def publish_command(
         False, "--dry-run", help="Show what would change; change nothing."
     ),
     upload: Optional[str] = typer.Option(
-        None, "--upload", help="Also upload the files to this index's upload URL (needs twine)."
+        None, "--upload", metavar="URL",
+        help="Also upload the files to this index's upload URL (needs lockship[upload]).",
     ),
     index_url: Optional[str] = typer.Option(
-        None, "--index-url", help="With --upload: that index's simple API, to check what it holds."
+        None, "--index-url", metavar="URL",
+        help="With --upload: that index's simple API, to check what it holds.",
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     quiet: bool = QUIET,

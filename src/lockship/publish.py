@@ -330,10 +330,12 @@ def stage_bundle(
     :raises IntegrityError: a wheel's METADATA does not match its RECORD.
     """
     work = Path(tempfile.mkdtemp(prefix="bundle-", dir=workdir))
+    copy = work / "bundle"  # beside work/metadata, whatever the bundle's own names
+    copy.mkdir()
     if source.is_dir():
-        root = _copy_bundle(source, work / (source.resolve().name or "bundle"))
+        root = _copy_bundle(source, copy / (source.resolve().name or "bundle"))
     elif source.is_file():
-        root = extract_archive(source, work)
+        root = extract_archive(source, copy)
     else:
         raise InputError("no such bundle directory or archive", where=str(source))
     try:
@@ -753,6 +755,8 @@ def _repository_lock(
             pass
     except BusyError:
         reporter.note(f"waiting for another lockship publish into {dest} to finish")
+    except OSError as exc:
+        raise filesystem_error(exc, lock) from None
     with exclusive_lock(lock, what=what, wait=wait):
         yield
 
@@ -829,6 +833,12 @@ def publish(request: PublishRequest, reporter: Optional[PublishReporter] = None)
     reporter = reporter or _Silent()
     if request.dest is None and request.upload_url is None:
         raise InputError("nothing to do: give --to DIR, --upload URL, or both")
+    if request.upload_url is not None and request.index_url is None:
+        raise InputError(
+            "--upload needs --index-url: the index's simple API, "
+            "to check which files it already holds",
+            where="lockship publish",
+        )
     now = datetime.now(timezone.utc).replace(microsecond=0)
     dest = request.dest
     holding = dest is not None and (not request.dry_run or (dest / STATE_DIR).is_dir())
@@ -854,12 +864,6 @@ def publish(request: PublishRequest, reporter: Optional[PublishReporter] = None)
         if request.upload_url is not None:
             from lockship.upload import upload_staged  # noqa: PLC0415 - twine is optional
 
-            if request.index_url is None:
-                raise InputError(
-                    "--upload needs --index-url: the index's simple API, "
-                    "to check which files it already holds",
-                    where="lockship publish",
-                )
             # A file the tree holds was moved there from staging; upload that copy.
             uploads = [
                 (f.record, f.wheel if f.wheel.is_file() else dest / f.record.path)  # type: ignore[operator]
@@ -868,7 +872,7 @@ def publish(request: PublishRequest, reporter: Optional[PublishReporter] = None)
             uploaded, already = upload_staged(
                 uploads,
                 upload_url=request.upload_url,
-                index_url=request.index_url,
+                index_url=request.index_url or "",
                 dry_run=request.dry_run,
                 reporter=reporter,
             )
