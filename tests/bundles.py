@@ -27,6 +27,7 @@ from lockship._compat import tomllib
 from lockship._install_script import render_sums
 from lockship.fetch import render_bundle_requirements
 from lockship.lockfile import lock_paths, read_lock, render_pylock, render_requirements
+from lockship.metadata import parse_core_metadata, read_wheel_metadata
 from lockship.models import (
     Artifact,
     BuiltFrom,
@@ -38,8 +39,7 @@ from lockship.models import (
     LockSettings,
     TargetInfo,
 )
-from lockship.metadata import parse_core_metadata, read_wheel_metadata
-from lockship.provenance import lock_sources
+from lockship.origins import lock_sources
 from lockship.sign import to_json
 from lockship.targets import Target, parse_target
 from pkgbuild import make_wheel, normalized_dist_name

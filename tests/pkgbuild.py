@@ -45,9 +45,9 @@ __all__ = [
     "import_name",
     "make_backend_wheel",
     "make_sdist",
-    "same_size",
     "make_wheel",
     "normalized_dist_name",
+    "same_size",
 ]
 
 BACKEND_NAME = "lockship-test-backend"

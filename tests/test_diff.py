@@ -265,7 +265,7 @@ def test_an_approved_lock_from_an_older_lockship_can_be_the_old_side_only(indexe
     old = lock_into("a", "alpha==1.0\n", main.simple_url)
     new = lock_into("b", "alpha==2.0\n", main.simple_url)
     # what lock format 1 wrote: no sources, no metadata digests
-    text = re.sub(r'(?m)^metadata-sha256 = .*\n', "", Path(old).read_text())
+    text = re.sub(r"(?m)^metadata-sha256 = .*\n", "", Path(old).read_text())
     Path(old).write_text(text[: text.index("[[tool.lockship.sources]]")])
     code, found = kinds(old, new)
     assert code == 1

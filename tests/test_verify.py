@@ -192,8 +192,8 @@ SEALED_CASES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
     ),
     "wheel whose dependencies are not those the lock was resolved from": (
         lambda b: _lying_wheel(b, requires_dist=["evil"]),
-        [rf"{ALPHA}: its METADATA is not the metadata pylock.host.toml was resolved from "
-         r"\(Requires-Dist, Requires-Python or Provides-Extra differ\)"],
+        [(rf"{ALPHA}: its METADATA is not the metadata pylock.host.toml was resolved from "
+          r"\(Requires-Dist, Requires-Python or Provides-Extra differ\)")],
     ),
 }
 

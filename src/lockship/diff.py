@@ -4,7 +4,7 @@ OLD and NEW are locks (``pylock.<target>.toml``), bundle directories or bundle
 archives for the same target. Names are compared canonically and versions as
 PEP 440 versions (``1.0`` is ``1.0.0``). A package's origin is taken from its
 URL: the index or find-links location whose recorded file locations the URL
-lies under (``provenance.py``), never from the lock's ``origin`` field alone.
+lies under (``origins.py``), never from the lock's ``origin`` field alone.
 A reviewer reads, in this order:
 
 red flags
@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from lockship.errors import InputError
 from lockship.lockfile import read_lock
 from lockship.models import BundleFile, BundleRecord, Lock
-from lockship.provenance import lock_problems, origin_of, under
+from lockship.origins import lock_problems, origin_of, under
 
 __all__ = ["Diff", "FileView", "PackageView", "diff", "load_view"]
 

@@ -50,8 +50,8 @@ from lockship.index import IndexClient
 from lockship.lockfile import read_lock
 from lockship.metadata import CoreMetadata, parse_core_metadata, read_wheel_metadata
 from lockship.models import BuiltFrom, BundleFile, BundleRecord, Lock, LockedPackage
+from lockship.origins import find_listed, lock_problems, source_config
 from lockship.pipconfig import IndexConfig
-from lockship.provenance import find_listed, lock_problems, source_config
 from lockship.sdists import build_env, build_key, build_wheel, source_date_epoch
 from lockship.sign import SIGN_OUTPUTS
 from lockship.targets import Target
@@ -146,7 +146,7 @@ def fetch(request: FetchRequest, reporter: Optional[FetchReporter] = None) -> Fe
     reporter = reporter or _Silent()
     lock = read_lock(request.lock_path)
     _check_target(lock, request.target, request.lock_path)
-    _check_provenance(lock, request.lock_path)
+    _check_origins(lock, request.lock_path)
     dest = request.dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(dest.parent / f".{dest.name}.lock", what=f"bundle {dest}", wait=0):
@@ -206,7 +206,7 @@ def _check_target(lock: Lock, target: Target, path: Path) -> None:
         )
 
 
-def _check_provenance(lock: Lock, path: Path) -> None:
+def _check_origins(lock: Lock, path: Path) -> None:
     """Refuse a lock that disagrees with itself: a file outside its recorded sources."""
     problems = [f"{p.name} {p.version}: {message}" for p, _, message in lock_problems(lock)]
     if problems:

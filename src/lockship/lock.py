@@ -39,8 +39,7 @@ from lockship.models import (
     LockSettings,
     TargetInfo,
 )
-from lockship.pipconfig import IndexConfig
-from lockship.provenance import (
+from lockship.origins import (
     KNOWN_FILE_HOSTS,
     find_listed,
     location_root,
@@ -49,6 +48,7 @@ from lockship.provenance import (
     source_config,
     under,
 )
+from lockship.pipconfig import IndexConfig
 from lockship.requirements import Inputs, merge_inputs, read_pyproject, read_requirements
 from lockship.resolve import Resolution, ResolveOptions, Root, resolve
 from lockship.sdists import build_env, source_date_epoch

@@ -540,7 +540,7 @@ DIGEST = f'metadata-sha256 = "{"b" * 64}"\n'
     ("fragment", "message"),
     [
         ('[packages.tool]\nlockship = "x"\n', "packages[0]"),
-        (f'[packages.tool.lockship]\nvia = 5\n{DIGEST}', "via"),
+        (f"[packages.tool.lockship]\nvia = 5\n{DIGEST}", "via"),
         (f"[packages.tool.lockship]\nextras = 7\n{DIGEST}", "extras"),
         (f'[packages.tool.lockship]\nvia = "abc"\n{DIGEST}', "via"),
         (f"[packages.tool.lockship]\nvia = []\n{DIGEST}[tool.lockship.packages]\n", "packages"),
