@@ -233,7 +233,7 @@ def test_two_fetches_sharing_a_cache_at_once(served, tmp_path):
 def test_corrupt_cache_entry_is_caught_removed_and_recovered(served, tmp_path):
     assert fetch(served, "--dest", "first")[0] == 0
     cache = Path(os.environ["LOCKSHIP_CACHE_DIR"]) / "v1" / "files"
-    victim = [p for p in cache.glob("*/*") if p.stat().st_size > BIG][0]  # a list: no open scandir left behind
+    (victim,) = (p for p in list(cache.glob("*/*")) if p.stat().st_size > BIG)  # list(): no open scandir
     victim.chmod(0o644)
     with victim.open("r+b") as handle:  # same size, one byte different
         handle.seek(1000)
