@@ -19,6 +19,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from lockship._install_script import AUDIT
 from lockship.advisories import AdvisoryDatabase, load_database
 from lockship.cache import Cache, default_cache_dir
 from lockship.errors import InputError
@@ -40,7 +41,7 @@ __all__ = [
     "render_audit_markdown",
 ]
 
-AUDIT_FILE = "audit.json"
+AUDIT_FILE = AUDIT
 AUDIT_FORMAT = 1
 
 

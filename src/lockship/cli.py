@@ -78,6 +78,13 @@ def _errors(verbose: bool) -> Iterator[None]:
 
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Show tracebacks and more detail.")
 QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")
+IGNORE = typer.Option(
+    [],
+    "--ignore",
+    metavar="ID=REASON",
+    help="Accept an advisory (its id or an alias) for this reason; recorded in the output.",
+)
+CACHE_DIR = typer.Option(None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root.")
 
 
 def _version_callback(value: bool) -> None:
@@ -553,20 +560,44 @@ def sign_command(
     archive_dir: Optional[Path] = typer.Option(
         None, help="Directory for the .tar (default: beside the bundle); implies --archive."
     ),
+    db: Optional[Path] = typer.Option(
+        None, "--db", help="Audit against this OSV database and write audit.json into the bundle."
+    ),
+    ignore: List[str] = IGNORE,
+    allow_advisories: bool = typer.Option(
+        False, "--allow-advisories", help="Sign even if the audit finds advisories (recorded)."
+    ),
+    cache_dir: Optional[Path] = CACHE_DIR,
     quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
-    """Check a fetched bundle, then write manifest.json, INSTALL.md, install.py, SHA256SUMS(.sig).
+    """Check a fetched bundle, then write manifest.json, sbom.cdx.json, INSTALL.md, install.py,
+    SHA256SUMS(.sig), and with --db audit.json.
 
-    Prints the allowed_signers line for the reviewer on stdout.
+    The licence policy of ./pyproject.toml ([tool.lockship] allow-licenses,
+    deny-licenses) applies (exit 15); with --db, advisories stop the signing
+    (exit 13) unless ignored or --allow-advisories. Prints the allowed_signers
+    line for the reviewer on stdout.
     """
     from lockship.archive import archive_mtime, write_archive  # noqa: PLC0415
+    from lockship.audit import parse_ignores  # noqa: PLC0415
+    from lockship.dossier import DossierOptions  # noqa: PLC0415
     from lockship.sign import sign_bundle  # noqa: PLC0415
     from lockship.sshsig import load_signing_key, read_passphrase  # noqa: PLC0415
 
     with _errors(verbose):
+        options = DossierOptions(
+            db=db,
+            ignores=parse_ignores(ignore),
+            fail_on_advisories=not allow_advisories,
+            policy=_license_policy([], []),
+            cache_dir=cache_dir,
+        )
         result = sign_bundle(
-            bundle, load_signing_key(key, read_passphrase(passphrase_file)), identity=identity
+            bundle,
+            load_signing_key(key, read_passphrase(passphrase_file)),
+            identity=identity,
+            dossier=options,
         )
         written = list(result.written)
         if archive or archive_dir is not None:
@@ -578,6 +609,10 @@ def sign_command(
         return
     for path in written:
         err.print(f"wrote {path}", markup=False)
+    if result.audit is not None:
+        from lockship.audit import headline  # noqa: PLC0415
+
+        err.print(f"audit: {headline(result.audit)}", markup=False)
     err.print(
         f"signed {result.files} files as {result.principal} with key {result.fingerprint}; "
         "allowed_signers line for the reviewer:",
@@ -815,13 +850,6 @@ DB = typer.Option(
     help="OSV database: a directory of OSV records (JSON or YAML, searched recursively, "
     "e.g. a clone of the PyPA advisory database) or a zip of OSV JSON records (PyPI/all.zip).",
 )
-IGNORE = typer.Option(
-    [],
-    "--ignore",
-    metavar="ID=REASON",
-    help="Accept an advisory (its id or an alias) for this reason; recorded in the output.",
-)
-CACHE_DIR = typer.Option(None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root.")
 
 
 @app.command("audit")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 from packaging.utils import canonicalize_name
 
@@ -32,7 +32,6 @@ from lockship.sbom import SBOM_FILE, render_sbom, sbom_problems
 
 __all__ = [
     "AUDIT_FILE",
-    "DOSSIER_KINDS",
     "SBOM_FILE",
     "Dossier",
     "DossierOptions",
@@ -40,8 +39,6 @@ __all__ = [
     "make_dossier",
 ]
 
-DossierKind = Literal["sbom", "audit"]
-DOSSIER_KINDS: dict[str, DossierKind] = {SBOM_FILE: "sbom", AUDIT_FILE: "audit"}
 
 
 @dataclass(frozen=True)
@@ -103,7 +100,8 @@ def make_dossier(bundle: Path, options: DossierOptions = DossierOptions()) -> Do
     report = None
     if options.db is not None:
         database = load_database(options.db, Cache(options.cache_dir or default_cache_dir()))
-        report = audit(_pins(inventory, bundle.resolve().name), database, options.ignores)
+        # named after the target, not the directory: a copy of the bundle gives the same bytes
+        report = audit(_pins(inventory, inventory.record.target.name), database, options.ignores)
         if options.fail_on_advisories and report.active:
             raise _advisories_error(report, str(bundle))
         files[AUDIT_FILE] = render_audit_json(report).encode()

@@ -36,7 +36,6 @@ from lockship.lockfile import read_lock
 from lockship.metadata import read_wheel_metadata
 from lockship.models import BundleFile, BundleRecord, Lock
 from lockship.sign import read_record
-from lockship.verify import open_bundle
 
 __all__ = [
     "CarriedSbom",
@@ -163,6 +162,8 @@ def read_pins(path: Path) -> Pins:
     :raises InputError: naming the file (and line) when it is none of these or malformed.
     """
     if path.is_dir() or path.name.endswith(".tar"):
+        from lockship.verify import open_bundle  # noqa: PLC0415 - verify checks the dossier
+
         with open_bundle(path) as root:
             record = read_record(root)
         found = {(str(canonicalize_name(f.name)), f.version) for f in record.files}

@@ -148,7 +148,8 @@ class Lock(_Frozen):
 #   requirements.txt          installable lock: name==version --hash=sha256:<file in wheels/>
 #   pylock.<target>.toml      the lock that was fetched, unchanged
 #   bundle.json               BundleRecord: what fetch put here and where each file came from
-#   (after `lockship sign`) manifest.json, INSTALL.md, install.py, SHA256SUMS, SHA256SUMS.sig
+#   (after `lockship sign`) manifest.json, INSTALL.md, install.py, SHA256SUMS, SHA256SUMS.sig,
+#   sbom.cdx.json (CycloneDX SBOM) and, when signing audited, audit.json (lockship.dossier)
 
 
 class BuiltFrom(_Frozen):
@@ -196,7 +197,10 @@ class ManifestFile(_Frozen):
     path: str
     size: int
     sha256: str
-    kind: Literal["wheel", "built-wheel", "lock", "requirements", "record", "install-script", "doc"]
+    kind: Literal[
+        "wheel", "built-wheel", "lock", "requirements", "record", "install-script", "doc",
+        "sbom", "audit",
+    ]
     name: Optional[str] = None
     version: Optional[str] = None
     origin_url: Optional[str] = None

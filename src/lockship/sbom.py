@@ -54,6 +54,7 @@ from packageurl import PackageURL
 from packaging.utils import canonicalize_name
 
 from lockship import __version__
+from lockship._install_script import SBOM
 from lockship._urls import split_credentials
 from lockship.archive import archive_mtime
 from lockship.inventory import Distribution, Inventory
@@ -61,7 +62,7 @@ from lockship.models import BuiltFrom, format_timestamp
 
 __all__ = ["SBOM_FILE", "public_url", "render_sbom", "sbom_problems"]
 
-SBOM_FILE = "sbom.cdx.json"
+SBOM_FILE = SBOM
 _PYPI = ("https://pypi.org/simple", "https://pypi.org/simple/")
 # uuid5 namespace of lockship's SBOM serial numbers (a fixed, random UUID)
 _NAMESPACE = uuid.UUID("5b0c2c65-7f0e-4a53-9d1c-3b0f1f6b4a11")
@@ -199,7 +200,7 @@ def render_sbom(inventory: Inventory, *, timestamp: Optional[datetime] = None) -
         else []
     )
     root = Component(
-        name=inventory.root.name,
+        name=record.target.name,  # not the directory's name: a copy gives the same bytes
         type=ComponentType.APPLICATION,
         bom_ref=BomRef("lockship-bundle"),
         description=f"lockship bundle for {record.target.name}: {record.target.description}",

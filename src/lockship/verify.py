@@ -10,8 +10,9 @@ Every problem is collected, each naming the file it concerns, before deciding:
   missing and extra files, links, and the pins of requirements.txt against the
   wheels and manifest.json);
 * what needs lockship's own parsers: bundle.json and manifest.json against
-  their models and each other, and each wheel's file name and
-  ``*.dist-info/METADATA`` against its pin.
+  their models and each other, each wheel's file name and
+  ``*.dist-info/METADATA`` against its pin, and the dossier (``sbom.cdx.json``,
+  ``audit.json``) against the wheels (:func:`lockship.dossier.dossier_problems`).
 
 A bad signature raises :class:`SignatureError` (its message lists the file
 problems too); otherwise any problem raises :class:`VerificationError`.
@@ -40,6 +41,7 @@ from lockship._install_script import (
     read_bytes,
 )
 from lockship.archive import extract_archive
+from lockship.dossier import dossier_problems
 from lockship.errors import InputError, SignatureError, VerificationError
 from lockship.models import BundleRecord, Manifest
 from lockship.sign import wheel_problems
@@ -131,6 +133,7 @@ def verify_directory(
             if f.kind in WHEEL_KINDS and f.path in check.verified
         ]
         problems += wheel_problems(root, wheels)
+        problems += dossier_problems(root, manifest, check.verified)
         if isinstance(record, BundleRecord):
             problems += [
                 f"{MANIFEST}: {field} differs from {RECORD}"
