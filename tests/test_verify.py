@@ -190,8 +190,10 @@ SEALED_CASES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
         [
             rf"{ALPHA}: alpha-1.0.dist-info/METADATA says evil 1.0, not alpha==1.0",
             # the SBOM still describes the wheel that was signed
-            rf"sbom.cdx.json: {ALPHA} is alpha 1.0 sha256 [0-9a-f]{{64}}, "
-            r"but the manifest says alpha 1.0 sha256 [0-9a-f]{64}",
+            (
+                rf"sbom.cdx.json: {ALPHA} is alpha 1.0 sha256 [0-9a-f]{{64}}, "
+                r"but the manifest says alpha 1.0 sha256 [0-9a-f]{64}"
+            ),
         ],
     ),
 }
