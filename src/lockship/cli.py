@@ -890,7 +890,7 @@ def audit_command(
         from rich.table import Table  # noqa: PLC0415
 
         console = Console(highlight=False)
-        console.print(f"{report.source}: {headline(report)}", markup=False)
+        console.print(f"{report.source}: {headline(report)}", markup=False, soft_wrap=True)
         if report.findings:
             table = Table(title_justify="left")
             for column in ("package", "advisory", "fix", "summary"):
