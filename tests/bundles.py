@@ -69,7 +69,8 @@ def make_bundle(
     :param metadata_names: a METADATA ``Name:`` that lies, per package name.
     :param metadata: more METADATA header lines per package name.
     :param members: more wheel members per package name (``x.dist-info/sboms/...``).
-    :param origin: where the files are said to come from (``origin/<file name>``).
+    :param origin: where the files are said to come from: ``origin/<file name>``, or
+        ``origin`` with ``{filename}`` replaced.
     """
     target = target if isinstance(target, Target) else parse_target(target)
     bundle = tmp_path / "dist" / target.name
@@ -97,7 +98,7 @@ def make_bundle(
         )
         data = wheel.read_bytes()
         sha256, size = hashlib.sha256(data).hexdigest(), len(data)
-        url = f"{origin}/{wheel.name}"
+        url = origin.format(filename=wheel.name) if "{" in origin else f"{origin}/{wheel.name}"
         built_from = None
         artifact = Artifact(kind="wheel", filename=wheel.name, url=url, sha256=sha256, size=size)
         if name in built:
