@@ -65,8 +65,8 @@ def test_unknown_keeps_what_was_declared():
         ((), ("GPL-3.0-or-later",), "MIT AND GPL-3.0-or-later",
          "licence MIT AND GPL-3.0-or-later: GPL-3.0-or-later in deny-licenses"),
         ((), ("GPL-2.0-only",), "GPL-2.0-only WITH Classpath-exception-2.0",
-         "licence GPL-2.0-only WITH Classpath-exception-2.0: "
-         "GPL-2.0-only WITH Classpath-exception-2.0 in deny-licenses"),
+         ("licence GPL-2.0-only WITH Classpath-exception-2.0: "
+         "GPL-2.0-only WITH Classpath-exception-2.0 in deny-licenses")),
         (("MIT", "BSD-3-Clause"), (), "(MIT OR Apache-2.0) AND BSD-3-Clause", None),
         (("MIT",), (), "Apache-2.0", "licence Apache-2.0 is not in allow-licenses"),
         (("MIT",), (), None, "licence unknown, and allow-licenses is set"),
@@ -115,8 +115,8 @@ def test_licenses_command_lists_and_checks(tmp_path, monkeypatch):
     code, _, err = run("licenses", str(bundle), "--allow-license", "MIT OR BSD-3-Clause")
     assert (code, err) == (
         3,
-        "lockship: error: --allow-license: 'MIT OR BSD-3-Clause': list licences one by one, "
-        "not combined with AND/OR\n",
+        ("lockship: error: --allow-license: 'MIT OR BSD-3-Clause': list licences one by one, "
+        "not combined with AND/OR\n"),
     )
 
 

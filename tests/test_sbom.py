@@ -142,8 +142,8 @@ def _add_component(document: dict) -> None:
     ("change", "problem"),
     [
         (_claim_other_hash,
-         r"sbom.cdx.json: wheels/alpha-1.0-py3-none-any.whl is alpha 1.0 sha256 0{64}, "
-         r"but the manifest says alpha 1.0 sha256 [0-9a-f]{64}"),
+         (r"sbom.cdx.json: wheels/alpha-1.0-py3-none-any.whl is alpha 1.0 sha256 0{64}, "
+         r"but the manifest says alpha 1.0 sha256 [0-9a-f]{64}")),
         (_drop_component, r"sbom.cdx.json: no component for wheels/requests-2.19.1-py3-none-any.whl"),
         (_add_component, r"sbom.cdx.json: component wheels/evil.whl is not a wheel of the bundle"),
     ],
