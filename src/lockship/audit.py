@@ -19,7 +19,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from lockship._install_script import AUDIT
+from lockship._install_script import AUDIT, read_bytes
 from lockship.advisories import AdvisoryDatabase, load_database
 from lockship.cache import Cache, default_cache_dir
 from lockship.errors import InputError
@@ -37,6 +37,7 @@ __all__ = [
     "headline",
     "parse_ignores",
     "read_audit",
+    "read_bundle_audit",
     "render_audit_json",
     "render_audit_markdown",
 ]
@@ -214,6 +215,21 @@ def read_audit(data: bytes, *, where: str) -> AuditReport:
         first = exc.errors()[0]
         location = ".".join(str(part) for part in first["loc"])
         raise InputError(f"{first['msg']} at '{location}'", where=where) from None
+
+
+def read_bundle_audit(root: Path) -> Optional[AuditReport]:
+    """The ``audit.json`` of the bundle directory ``root``, or None when it has none.
+
+    :raises InputError: when it is unreadable or not an audit.
+    """
+    path = root / AUDIT_FILE
+    try:
+        data = read_bytes(str(path))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", where=str(path)) from None
+    return read_audit(data, where=str(path))
 
 
 # --- rendering ------------------------------------------------------------------------------

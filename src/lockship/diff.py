@@ -8,7 +8,9 @@ red flags
     - a new sdist in the lock, or a new wheel built from an sdist in the bundle
       (code that was compiled or built on the online side, not by the publisher);
     - a package from an index or find-links location the old transfer never used;
-    - a package that moved to another index.
+    - a package that moved to another index;
+    - an advisory in the new bundle's ``audit.json`` that the old transfer's audit
+      did not list (all of them, when the old transfer has no audit).
 changes
     packages added, removed, upgraded and downgraded; files added and removed.
 """
@@ -26,6 +28,7 @@ from typing import Literal, Optional
 from packaging.version import InvalidVersion, Version
 from pydantic import ValidationError
 
+from lockship.audit import read_bundle_audit
 from lockship.errors import InputError
 from lockship.lockfile import read_lock
 from lockship.models import BundleRecord, Lock
@@ -61,6 +64,9 @@ class View:
     target: str
     tags_sha256: str
     packages: dict[str, PackageView]
+    # (name, version, advisory id, summary) of the audit.json findings not ignored;
+    # None: no audit (a lock, or a bundle signed without an advisory database)
+    advisories: Optional[frozenset[tuple[str, str, str, str]]] = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class Change:
         "downgraded",
         "file-added",
         "file-removed",
+        "new-advisory",
     ]
     name: str
     old: str = ""
@@ -88,7 +95,10 @@ class Change:
         return self.kind in RED_FLAGS
 
 
-RED_FLAGS = ("same-version-new-hash", "new-sdist", "new-built-wheel", "new-origin", "moved-index")
+RED_FLAGS = (
+    "same-version-new-hash", "new-sdist", "new-built-wheel", "new-origin", "moved-index",
+    "new-advisory",
+)
 _ORDER = {
     kind: i
     for i, kind in enumerate(
@@ -156,7 +166,15 @@ def _bundle_view(bundle: Path) -> View:
     packages = {
         name: PackageView(name, versions[name], tuple(files)) for name, files in grouped.items()
     }
-    return View(str(bundle), record.target.name, record.target.tags_sha256, packages)
+    audit = read_bundle_audit(bundle)
+    advisories = (
+        frozenset((f.name, f.version, f.id, f.summary) for f in audit.active)
+        if audit is not None
+        else None
+    )
+    return View(
+        str(bundle), record.target.name, record.target.tags_sha256, packages, advisories
+    )
 
 
 @contextmanager
@@ -215,6 +233,11 @@ def diff(old: View, new: View) -> Diff:
             changes += _new_kinds(name, before, after)
             for origin in sorted(after.origins - old_origins):
                 changes.append(Change("new-origin", name, new=after.version, detail=origin))
+    known = {(name, identifier) for name, _, identifier, _ in old.advisories or ()}
+    for name, version, identifier, summary in sorted(new.advisories or ()):
+        if (name, identifier) not in known:
+            detail = f"{identifier}: {summary}"
+            changes.append(Change("new-advisory", name, new=version, detail=detail))
     changes.sort(key=lambda c: (_ORDER[c.kind], c.name))
     return Diff(old.source, new.source, new.target, tuple(changes))
 
@@ -291,6 +314,7 @@ _LABELS = {
     "downgraded": "downgraded",
     "file-added": "file added",
     "file-removed": "file removed",
+    "new-advisory": "new known vulnerability",
 }
 
 

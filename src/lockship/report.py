@@ -35,7 +35,7 @@ from typing import Any, Literal, Optional
 
 from lockship import __version__
 from lockship._install_script import MANIFEST, SUMS, check_bundle, list_files, read_bytes
-from lockship.audit import AUDIT_FILE, AuditReport, audit, read_audit
+from lockship.audit import AUDIT_FILE, AuditReport, audit, read_bundle_audit
 from lockship.diff import Diff, diff, label, load_view
 from lockship.errors import InputError, SignatureError, VerificationError
 from lockship.hashing import file_digest
@@ -177,19 +177,12 @@ def _manifest(root: Path) -> Optional[Manifest]:
         return None
 
 
-def _signing_audit(root: Path) -> Optional[AuditReport]:
-    path = root / AUDIT_FILE
-    if not path.is_file():
-        return None
-    return read_audit(read_bytes(str(path)), where=str(path))
-
-
 def _approved_advisories(against: Path) -> Optional[set[str]]:
     """``name id`` of every finding in the approved bundle's audit.json; None if it has none."""
     if against.name.endswith(".toml"):
         return None
     with open_bundle(against) as root:
-        found = _signing_audit(root)
+        found = read_bundle_audit(root)
     return None if found is None else {f"{f.name} {f.id}" for f in found.findings}
 
 
@@ -284,7 +277,7 @@ def build_report(
         signature, flags = _signature(root, str(bundle), allowed_signers, identity)
         manifest = _manifest(root)
         inventory = read_inventory(root)
-        signing_audit = _signing_audit(root)
+        signing_audit = read_bundle_audit(root)
         files = _files(root, inventory, manifest)
         changes = None
         if against is not None:
@@ -310,10 +303,11 @@ def build_report(
         new = frozenset(f"{f.name} {f.id}" for f in current.active) - approved
     elif current is not None and against is not None:
         new = frozenset(f"{f.name} {f.id}" for f in current.active)
-    if changes is not None:
+    if changes is not None:  # advisories are red flags below, each marked when new
         flags += [
             RedFlag(c.kind, label(c), f"{c.name} {c.new or c.old}".strip(), c.detail)
             for c in changes.red_flags
+            if c.kind != "new-advisory"
         ]
     if current is not None:
         flags += _advisory_flags(current, new)
