@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from bundles import make_bundle
 from cli_runner import run
 from pkgbuild import make_sdist, make_wheel
 
@@ -151,8 +152,6 @@ def test_missing_input_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_new_advisories_in_the_bundle_audit_are_red_flags(tmp_path, keys, osv_db, osv_cache, monkeypatch):
-    from bundles import make_bundle
-
     monkeypatch.setenv("LOCKSHIP_CACHE_DIR", str(osv_cache))
     old = make_bundle(tmp_path / "old", packages=(("requests", "2.19.1"),))
     new = make_bundle(tmp_path / "new", packages=(("requests", "2.19.1"), ("jinja2", "2.10")))
