@@ -71,6 +71,10 @@ def test_vulnerable_set_against_the_yaml_database(lock, osv_db):
         "date": "2024-10-10T17:22:00.587279Z",
         "sha256": document["database"]["sha256"],
     }
+    assert document["upgrades"] == [
+        {"name": "jinja2", "version": "2.10", "to": "2.11.3"},
+        {"name": "requests", "version": "2.19.1", "to": "2.31.0"},
+    ]
     requests_fix = next(f for f in document["findings"] if f["id"] == "PYSEC-2018-28")
     assert requests_fix["fixed"] == ["2.20.0"]
     assert requests_fix["url"].startswith("http")
@@ -211,6 +215,23 @@ def test_ecosystem_ranges(tmp_path, events, version, affected, fix):
     found = [(f["id"], f["fix"]) for f in document["findings"]]
     assert found == ([("TEST-1", fix)] if affected else [])
     assert code == (13 if affected else 0)
+
+
+def test_the_upgrade_clears_every_advisory(tmp_path):
+    """Each advisory's own fix (1.5, 2.1) is still named by the other one; 2.2 is not."""
+    db = write_db(
+        tmp_path / "db",
+        osv("TEST-A", pypi("alpha", [{"introduced": "0"}, {"fixed": "1.5"},
+                                     {"introduced": "2.0"}, {"fixed": "2.2"}])),
+        osv("TEST-B", pypi("alpha", [{"introduced": "0"}, {"fixed": "2.1"}])),
+    )
+    lock = tmp_path / "lock.txt"
+    lock.write_text("alpha==1.0\n")
+    _, document, _ = audit_json(str(lock), "--db", str(db))
+    assert [(f["id"], f["fix"]) for f in document["findings"]] == [("TEST-A", "1.5"), ("TEST-B", "2.1")]
+    assert document["upgrades"] == [{"name": "alpha", "version": "1.0", "to": "2.2"}]
+    _, document, _ = audit_json(str(lock), "--db", str(db), "--ignore", "TEST-A=accepted")
+    assert document["upgrades"] == [{"name": "alpha", "version": "1.0", "to": "2.1"}]
 
 
 def test_versions_lists_other_ecosystems_and_git_ranges(tmp_path):

@@ -17,10 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
+from packaging.version import Version
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lockship._install_script import AUDIT, read_bytes
-from lockship.advisories import AdvisoryDatabase, load_database
+from lockship.advisories import AdvisoryDatabase, Hit, load_database
 from lockship.cache import Cache, default_cache_dir
 from lockship.errors import InputError
 from lockship.inventory import Pins, read_pins
@@ -91,6 +92,14 @@ class Ignore(_Frozen):
     matched: bool  # False: it matched no finding (a stale exception)
 
 
+class Upgrade(_Frozen):
+    """The lowest fixed version that none of a release's advisories (not ignored) names."""
+
+    name: str
+    version: str
+    to: str
+
+
 class AuditReport(_Frozen):
     """``audit.json``, and what ``lockship audit --format json`` prints."""
 
@@ -101,6 +110,7 @@ class AuditReport(_Frozen):
     packages: int  # releases audited
     findings: tuple[Finding, ...]  # sorted by name, version, id; ignored ones included
     ignores: tuple[Ignore, ...] = ()
+    upgrades: tuple[Upgrade, ...] = ()
 
     @property
     def active(self) -> tuple[Finding, ...]:
@@ -112,13 +122,8 @@ class AuditReport(_Frozen):
         return sorted({(f.name, f.version) for f in self.active})
 
     def upgrade_to(self, name: str, version: str) -> Optional[str]:
-        """The lowest version that fixes every active advisory of this release, if all have one."""
-        fixes = [f.fix for f in self.active if (f.name, f.version) == (name, version)]
-        if not fixes or any(f is None for f in fixes):
-            return None
-        from packaging.version import Version  # noqa: PLC0415
-
-        return max((f for f in fixes if f is not None), key=Version)
+        """The lowest version that no active advisory of this release names, if there is one."""
+        return next((u.to for u in self.upgrades if (u.name, u.version) == (name, version)), None)
 
 
 def parse_ignores(values: Sequence[str], *, where: str = "--ignore") -> dict[str, str]:
@@ -151,8 +156,10 @@ def audit(
     ignores = dict(ignores or {})
     used: set[str] = set()
     findings = []
+    upgrades = []
     for name, version in pins.packages:
-        for hit in database.hits(name, version):
+        hits = database.hits(name, version)
+        for hit in hits:
             advisory = hit.advisory
             matched = [i for i in advisory.names if i in ignores]
             used.update(matched)
@@ -171,6 +178,10 @@ def audit(
                     ignored=ignores[matched[0]] if matched else None,
                 )
             )
+        active = {f.id for f in findings[len(findings) - len(hits):] if f.ignored is None}
+        upgrade = _upgrade(database, name, version, [h for h in hits if h.advisory.id in active])
+        if upgrade is not None:
+            upgrades.append(Upgrade(name=name, version=version, to=upgrade))
     return AuditReport(
         source=Path(pins.source).name,
         target=pins.target,
@@ -186,7 +197,26 @@ def audit(
         ignores=tuple(
             Ignore(id=i, reason=reason, matched=i in used) for i, reason in sorted(ignores.items())
         ),
+        upgrades=tuple(upgrades),
     )
+
+
+def _upgrade(database: AdvisoryDatabase, name: str, version: str, hits: list[Hit]) -> Optional[str]:
+    """The lowest fixed version above ``version`` that none of ``hits``' advisories names.
+
+    Only versions the advisories call fixed are candidates: the database knows
+    nothing of the releases in between, nor whether one supports the target's
+    Python (``lockship lock`` does).
+    """
+    if not hits:
+        return None
+    current = Version(version)
+    ids = {h.advisory.id for h in hits}
+    candidates = sorted({Version(v) for h in hits for v in h.fixed if Version(v) > current})
+    for candidate in candidates:
+        if not ids & {h.advisory.id for h in database.hits(name, str(candidate))}:
+            return str(candidate)
+    return None
 
 
 def audit_path(
@@ -289,6 +319,13 @@ def render_audit_markdown(report: AuditReport) -> str:
                 f.summary,
             ]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("")
+    for upgrade in report.upgrades:
+        lines.append(
+            f"- upgrade {upgrade.name} {upgrade.version} to {upgrade.to} or later: "
+            "no advisory here names that version"
+        )
+    if report.upgrades:
         lines.append("")
     for item in report.ignores:
         state = "" if item.matched else " (matched nothing)"

@@ -903,6 +903,13 @@ def audit_command(
                 fix = f.fix or ("none" if not f.fixed else ", ".join(f.fixed))
                 table.add_row(f"{f.name} {f.version}", names, fix, summary)
             console.print(table)
+        for upgrade in report.upgrades:
+            console.print(
+                f"upgrade {upgrade.name} {upgrade.version} to {upgrade.to} or later "
+                "(no advisory here names it)",
+                markup=False,
+                soft_wrap=True,
+            )
     if report.active:
         raise typer.Exit(int(ExitCode.ADVISORIES))
 

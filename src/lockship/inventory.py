@@ -33,7 +33,7 @@ from lockship._install_script import COMMENT, logical_lines, read_bytes
 from lockship.errors import InputError, IntegrityError
 from lockship.licenses import LicenseInfo, license_from_metadata
 from lockship.lockfile import read_lock
-from lockship.metadata import read_wheel_metadata
+from lockship.metadata import MetadataError, read_wheel_metadata
 from lockship.models import BundleFile, BundleRecord, Lock
 from lockship.sign import read_record
 
@@ -208,8 +208,10 @@ def _summary(metadata: bytes) -> str:
     return " ".join((raw.get("summary") or "").split())[:200]
 
 
-def read_inventory(root: Path) -> Inventory:
+def read_inventory(root: Path, *, strict: bool = True) -> Inventory:
     """Describe the bundle directory ``root`` (fetched, or signed).
+
+    :param strict: refuse an unreadable wheel; else describe it as having no metadata.
 
     :raises InputError: for a missing or invalid bundle.json or lock.
     :raises IntegrityError: for a wheel whose METADATA or zip directory is unreadable.
@@ -221,11 +223,14 @@ def read_inventory(root: Path) -> Inventory:
     for file in record.files:
         wheel = root / file.path
         filename = wheel.name
-        metadata = read_wheel_metadata(wheel, filename)
         try:
+            metadata = read_wheel_metadata(wheel, filename)
             sboms = _carried_sboms(wheel)
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
-            raise IntegrityError(f"unreadable wheel: {exc}", where=file.path) from None
+        except (MetadataError, zipfile.BadZipFile, OSError, ValueError) as exc:
+            if strict:
+                raise IntegrityError(f"unreadable wheel: {exc}", where=file.path) from None
+            # a report still describes a damaged bundle; its file check says why
+            metadata, sboms = b"Metadata-Version: 2.1\nLicense: (unreadable wheel)\n", ()
         package = locked.get(canonicalize_name(file.name))
         same = package is not None and package.version == file.version
         distributions.append(

@@ -98,6 +98,8 @@ class FileRow:
 class Signature:
     state: Literal["verified", "invalid", "not checked", "unsigned"]
     detail: str
+    fingerprint: Optional[str] = None  # of the key that signed, when verified
+    allowed_by: Optional[str] = None  # the allowed_signers line that accepted it
 
 
 @dataclass(frozen=True)
@@ -163,11 +165,8 @@ def _signature(
     except VerificationError as exc:
         flags = [RedFlag("integrity", "file check failed", "", p) for p in exc.problems]
         return Signature("invalid", f"{len(exc.problems)} file problem(s)"), flags
-    detail = (
-        f"signed by {verified.principal}, key {verified.fingerprint} "
-        f"(allowed by {verified.allowed_by})"
-    )
-    return Signature("verified", detail), []
+    detail = f"by {verified.principal}, key {verified.fingerprint[:19]}…"
+    return Signature("verified", detail, verified.fingerprint, verified.allowed_by), []
 
 
 def _manifest(root: Path) -> Optional[Manifest]:
@@ -198,8 +197,8 @@ def _files(root: Path, inventory: Inventory, manifest: Optional[Manifest]) -> li
     rows = []
     for path in files:
         sha256, size = file_digest(root / path)
-        rows.append(FileRow(path, kinds.get(path, "signature" if path.startswith(SUMS) else ""),
-                            size, sha256))
+        kind = {SUMS: "checksums", f"{SUMS}.sig": "signature"}.get(path, kinds.get(path, ""))
+        rows.append(FileRow(path, kind, size, sha256))
     return rows
 
 
@@ -237,23 +236,26 @@ def _package_rows(inventory: Inventory, findings: Optional[AuditReport]) -> list
     return rows
 
 
-def _advisory_flags(
-    current: AuditReport, new: Optional[frozenset[str]]
-) -> list[RedFlag]:
+def _advisory_flags(current: AuditReport, new: Optional[frozenset[str]]) -> list[RedFlag]:
+    """One red flag per vulnerable release: its advisories, what is new, where the fix is."""
     flags = []
-    for f in current.active:
-        aliases = f" ({', '.join(f.aliases[:2])})" if f.aliases else ""
-        fix = f" Upgrade to {f.fix}." if f.fix else (" No fixed version." if not f.fixed else "")
-        fresh = " New since the approved transfer." if new and f"{f.name} {f.id}" in new else ""
-        summary = f.summary if len(f.summary) <= 120 else f.summary[:117].rstrip() + "..."
-        flags.append(
-            RedFlag(
-                "advisory",
-                "known vulnerability",
-                f"{f.name} {f.version}",
-                f"{f.id}{aliases}: {summary}{fix}{fresh}",
-            )
-        )
+    for name, version in current.vulnerable_packages:
+        found = [f for f in current.active if (f.name, f.version) == (name, version)]
+        ids = ", ".join(f.id for f in found)
+        fresh = [f for f in found if new and f"{f.name} {f.id}" in new]
+        detail = f"{ids}."
+        if len(found) == 1:
+            summary = found[0].summary
+            detail = f"{ids}: {summary if len(summary) <= 140 else summary[:137] + '...'}"
+        if fresh:
+            detail += f" {len(fresh)} new since the approved transfer."
+        upgrade = current.upgrade_to(name, version)
+        if upgrade:
+            detail += f" Upgrade to {upgrade} or later (fixes {'all' if len(found) > 1 else 'it'})."
+        else:
+            detail += " No fixed version for every one of them."
+        title = "known vulnerability" if len(found) == 1 else f"{len(found)} known vulnerabilities"
+        flags.append(RedFlag("advisory", title, f"{name} {version}", detail))
     return flags
 
 
@@ -276,7 +278,7 @@ def build_report(
     with open_bundle(bundle) as root:
         signature, flags = _signature(root, str(bundle), allowed_signers, identity)
         manifest = _manifest(root)
-        inventory = read_inventory(root)
+        inventory = read_inventory(root, strict=False)
         signing_audit = read_bundle_audit(root)
         files = _files(root, inventory, manifest)
         changes = None
