@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bundles import make_bundle, sign
 from cli_runner import run
@@ -132,8 +134,8 @@ def test_html_is_self_contained_and_escapes_package_text(review, tmp_path):
         "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'\">" in page
     )
     # nothing is loaded from anywhere: no scripts, style sheets, images, frames, fonts
-    assert not re.search(r"<(script|link|img|iframe|object|embed|video|audio|source)\b", page, re.I)
-    assert not re.search(r"<[^>]*\b(src|srcset|background)\s*=|url\(|@import", page, re.I)
+    assert not re.search(r"<(script|link|img|iframe|object|embed|video|audio|source)\b", page, re.IGNORECASE)
+    assert not re.search(r"<[^>]*\b(src|srcset|background)\s*=|url\(|@import", page, re.IGNORECASE)
     assert html.escape(HOSTILE, quote=False) in page or "&lt;script&gt;" in page
     for name in ("requests", "urllib3", "idna", "certifi", "chardet", "jinja2", "markupsafe", "docopt"):
         assert f'<span class="pkg">{name}</span>' in page
@@ -203,8 +205,6 @@ def render(page: Path, tmp_path: Path, png: Path, height: int) -> str:
 
 @pytest.mark.browser
 def test_chromium_renders_the_report_offline(review, tmp_path):
-    from PIL import Image
-
     page = tmp_path / "report.html"
     code, _, err = report(review, "-o", str(page))
     assert code == 0, err
@@ -236,8 +236,6 @@ def test_chromium_renders_the_report_offline(review, tmp_path):
 @pytest.mark.browser
 def test_screenshot_for_the_readme(review, tmp_path, keys, monkeypatch):
     """Regenerate docs/report.png (the README's Review section) when LOCKSHIP_SCREENSHOT is set."""
-    import os
-
     new, approved, db = review
     monkeypatch.chdir(new.parent.parent)  # short paths on the page: dist/linux-cp39
     page = tmp_path / "report.html"
