@@ -13,6 +13,7 @@ import pytest
 from bundles import make_bundle
 from cli_runner import run
 
+OSV_SNAPSHOT = Path(__file__).parent / "data" / "osv" / "pypa-advisory-database-3ccb612.tar.xz"
 DB_LINE = "database pypa-advisory-database (2661 records, newest 2024-10-10)"
 
 VULNERABLE = """\
@@ -90,6 +91,20 @@ def test_the_osv_json_zip_gives_the_same_findings(lock, osv_db, osv_zip):
         2661, "2024-10-10T17:22:00.587279Z"
     )
     assert from_zip["database"]["name"] == "all.zip"
+
+
+def test_the_vendored_tarball_is_a_database_too(lock, osv_db):
+    """A tar of the directory layout (as a repository archive comes) is read in place."""
+    _, from_directory, _ = audit_json(str(lock), "--db", str(osv_db))
+    code, from_tar, err = audit_json(str(lock), "--db", str(OSV_SNAPSHOT))
+    assert code == 13, err
+    assert from_tar["findings"] == from_directory["findings"]
+    assert from_tar["database"]["records"] == 2661
+    truncated = lock.parent / "cut.tar.xz"
+    truncated.write_bytes(OSV_SNAPSHOT.read_bytes()[:200_000])
+    code, _, err = run("audit", str(lock), "--db", str(truncated))
+    assert code == 3
+    assert err.startswith(f"lockship: error: {truncated}: cannot read the database: ")
 
 
 def test_table_output_names_the_database_and_every_advisory(lock, osv_db):
@@ -312,8 +327,8 @@ def test_missing_or_unusable_database(lock, tmp_path):
     code, _, err = run("audit", str(lock), "--db", str(lock))
     assert code == 3
     assert err == (
-        f"lockship: error: {lock}: not an OSV database: expected a directory of OSV records "
-        "or a zip of them\n"
+        f"lockship: error: {lock}: not an OSV database: expected a directory of OSV records, "
+        "a zip of them, or a tar of the directory\n"
     )
 
 

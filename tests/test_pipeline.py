@@ -186,10 +186,10 @@ def test_pipeline_audit_licences_and_report(project):
     assert code == 0
     assert all(", signed, audited, archived" in r["status"] for r in rows(out).values())
 
-    pipeline.write_text(base.replace('use-pip-config = false', 'use-pip-config = false\ndeny-licenses = ["GPL-3.0-only"]'))
+    pipeline.write_text(base.replace("use-pip-config = false", 'use-pip-config = false\ndeny-licenses = ["GPL-3.0-only"]'))
     code, out, err = run("run", "pipelines/app.toml")
     assert code == 0, err  # the test wheels declare no licence: only an allow list refuses them
-    pipeline.write_text(base.replace('use-pip-config = false', 'use-pip-config = false\nallow-licenses = ["MIT"]'))
+    pipeline.write_text(base.replace("use-pip-config = false", 'use-pip-config = false\nallow-licenses = ["MIT"]'))
     code, out, err = run("run", "pipelines/app.toml")
     assert code == 15
     assert "  app-core 1.0: licence unknown, and allow-licenses is set\n" in err

@@ -5,12 +5,14 @@ Two layouts are read, with no network at any point:
 * a directory of OSV records, searched recursively for ``*.json``, ``*.yaml``
   and ``*.yml`` (the PyPA advisory database: ``vulns/<project>/PYSEC-*.yaml``;
   hidden directories such as ``.git`` are skipped);
-* a zip of OSV JSON records (OSV's per-ecosystem dump, ``PyPI/all.zip``).
+* a zip of OSV JSON records (OSV's per-ecosystem dump, ``PyPI/all.zip``);
+* a tar (``.tar.gz``, ``.tar.xz``, ...) of the directory layout, as a
+  repository archive of the PyPA database comes: read in place, never extracted.
 
 The database is input like any other, so every parser is bounded: a record
 larger than :data:`MAX_RECORD_BYTES` or nested deeper than :data:`MAX_DEPTH`
-is refused, YAML aliases (the "billion laughs") are refused, and a zip may
-hold at most :data:`MAX_RECORDS` members. YAML scalars stay strings: a plain
+is refused, YAML aliases (the "billion laughs") are refused, and a database
+may hold at most :data:`MAX_RECORDS` records and :data:`MAX_TOTAL_BYTES`. YAML scalars stay strings: a plain
 ``fixed: 1.10`` is the version 1.10, never the float 1.1.
 
 Parsing the 2,662 YAML records of the PyPA snapshot takes about a second, so
@@ -30,8 +32,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import lzma
 import os
+import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -50,6 +55,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_RECORDS",
     "MAX_RECORD_BYTES",
+    "MAX_TOTAL_BYTES",
     "Advisory",
     "AdvisoryDatabase",
     "Hit",
@@ -59,6 +65,7 @@ __all__ = [
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # the largest PyPA record is 17 KB
 MAX_DEPTH = 32  # OSV records nest about 6 deep
 MAX_RECORDS = 500_000  # OSV's PyPI dump holds about 17,000
+MAX_TOTAL_BYTES = 2 * 1024**3  # all records together (the PyPI dump: about 100 MB)
 _INDEX_FORMAT = 1
 _SUFFIXES = (".json", ".yaml", ".yml")
 _ECOSYSTEM = "PyPI"
@@ -383,15 +390,53 @@ def _read_zip(path: Path) -> Iterator[tuple[str, bytes]]:
                 yield info.filename, member.read(MAX_RECORD_BYTES + 1)
 
 
+def _read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
+    """Records of a (compressed) tar of the directory layout, read in place: nothing is extracted."""
+    count = 0
+    with tarfile.open(path, "r:*") as archive:
+        for info in archive:  # streamed in file order; links and devices are skipped
+            parts = info.name.split("/")
+            if not info.isfile() or not info.name.endswith(_SUFFIXES):
+                continue
+            if any(part.startswith(".") for part in parts):
+                continue
+            count += 1
+            if count > MAX_RECORDS:
+                raise ValueError(f"more than {MAX_RECORDS} records")
+            member = archive.extractfile(info)
+            if member is None:  # pragma: no cover - regular files always have data
+                continue
+            with member:
+                yield info.name, member.read(MAX_RECORD_BYTES + 1)
+
+
+# What a damaged database raises while it is read (RuntimeError: an encrypted zip).
+_UNREADABLE = (
+    OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile, tarfile.TarError,
+    lzma.LZMAError, zlib.error,
+)
+
+
 def _records(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of every record, in a stable order, with at most MAX_TOTAL_BYTES read."""
     if path.is_dir():
-        return _read_directory(path)
-    if zipfile.is_zipfile(path):
-        return _read_zip(path)
-    raise InputError(
-        "not an OSV database: expected a directory of OSV records or a zip of them",
-        where=str(path),
-    )
+        records = _read_directory(path)
+    elif zipfile.is_zipfile(path):
+        records = _read_zip(path)
+    elif tarfile.is_tarfile(path):
+        records = _read_tar(path)
+    else:
+        raise InputError(
+            "not an OSV database: expected a directory of OSV records, a zip of them, "
+            "or a tar of the directory",
+            where=str(path),
+        )
+    total = 0
+    for name, data in records:
+        total += len(data)
+        if total > MAX_TOTAL_BYTES:
+            raise ValueError(f"more than {MAX_TOTAL_BYTES} bytes of records")
+        yield name, data
 
 
 def _timestamp(text: Optional[str]) -> Optional[datetime]:
@@ -418,7 +463,7 @@ def _index(path: Path) -> tuple[str, dict[str, Any]]:
                 raise InputError(
                     f"{name}: not a usable OSV record: {problem}", where=str(path)
                 ) from None
-    except (OSError, zipfile.BadZipFile, RuntimeError) as exc:  # RuntimeError: encrypted zip
+    except _UNREADABLE as exc:
         raise InputError(f"cannot read the database: {exc}", where=str(path)) from None
     return digest.hexdigest(), {"format": _INDEX_FORMAT, "records": reduced}
 
@@ -429,7 +474,7 @@ def _content_digest(path: Path) -> Optional[str]:
     try:
         for name, data in _records(path):
             digest.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
-    except (OSError, ValueError, zipfile.BadZipFile, RuntimeError):
+    except _UNREADABLE:
         return None
     return digest.hexdigest()
 
