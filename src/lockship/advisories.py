@@ -12,8 +12,9 @@ Two layouts are read, with no network at any point:
 The database is input like any other, so every parser is bounded: a record
 larger than :data:`MAX_RECORD_BYTES` or nested deeper than :data:`MAX_DEPTH`
 is refused, YAML aliases (the "billion laughs") are refused, and a database
-may hold at most :data:`MAX_RECORDS` records and :data:`MAX_TOTAL_BYTES`. YAML scalars stay strings: a plain
-``fixed: 1.10`` is the version 1.10, never the float 1.1.
+may hold at most :data:`MAX_RECORDS` records and :data:`MAX_TOTAL_BYTES`.
+YAML scalars stay strings: a plain ``fixed: 1.10`` is the version 1.10, never
+the float 1.1.
 
 Parsing the 2,662 YAML records of the PyPA snapshot takes about a second, so
 the reduced index (only what matching and reports need) is cached under the
@@ -391,7 +392,7 @@ def _read_zip(path: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def _read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
-    """Records of a (compressed) tar of the directory layout, read in place: nothing is extracted."""
+    """Records of a (compressed) tar of the directory layout, read in place, never extracted."""
     count = 0
     with tarfile.open(path, "r:*") as archive:
         for info in archive:  # streamed in file order; links and devices are skipped
