@@ -50,6 +50,7 @@ from packaging.version import InvalidVersion, Version
 
 from lockship.cache import Cache
 from lockship.errors import InputError
+from lockship.hashing import file_digest
 from lockship.models import format_timestamp
 
 __all__ = [
@@ -342,7 +343,7 @@ class AdvisoryDatabase:
     """An indexed OSV database: the advisories per canonical project name."""
 
     path: str  # as given
-    sha256: str  # of its contents: the zip's bytes, or every record's path and sha256
+    sha256: str  # a zip's or tar's bytes; for a directory, of every record's path and sha256
     records: int  # OSV records read, withdrawn ones included
     withdrawn: int
     date: Optional[datetime]  # the newest "modified" of its records: how fresh it is
@@ -466,13 +467,17 @@ def _index(path: Path) -> tuple[str, dict[str, Any]]:
                 ) from None
     except _UNREADABLE as exc:
         raise InputError(f"cannot read the database: {exc}", where=str(path)) from None
-    return digest.hexdigest(), {"format": _INDEX_FORMAT, "records": reduced}
+    sha256 = digest.hexdigest() if path.is_dir() else file_digest(path)[0]
+    return sha256, {"format": _INDEX_FORMAT, "records": reduced}
 
 
 def _content_digest(path: Path) -> Optional[str]:
-    """The sha256 ``_index`` would compute, without parsing; None if it cannot be read."""
-    digest = hashlib.sha256()
+    """The sha256 ``_index`` gives, without parsing: a zip's or tar's bytes, or every
+    record's path and sha256; None if it cannot be read."""
     try:
+        if not path.is_dir():
+            return file_digest(path)[0]
+        digest = hashlib.sha256()
         for name, data in _records(path):
             digest.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
     except _UNREADABLE:
