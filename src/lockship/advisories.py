@@ -31,6 +31,7 @@ counted but never match.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import lzma
@@ -164,6 +165,18 @@ class Advisory:
     source: str  # the record's file, relative to the database
     # {name: [{"ranges": [[[kind, version], ...], ...], "versions": [...]}]}, as indexed
     affected: dict[str, list[dict[str, Any]]] = field(repr=False)
+    # affected[name][i]["versions"] parsed, on first use: matching compares sets, not lists
+    _versions: dict[tuple[str, int], frozenset[Version]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def versions(self, name: str, position: int) -> frozenset[Version]:
+        key = (name, position)
+        if key not in self._versions:
+            texts = self.affected[name][position]["versions"]
+            parsed = (_version(str(text)) for text in texts)
+            self._versions[key] = frozenset(v for v in parsed if v is not None)
+        return self._versions[key]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -180,6 +193,7 @@ class Hit:
     fix: Optional[str]  # the first fixed version above the release in the range it falls in
 
 
+@functools.lru_cache(maxsize=65536)  # the same few thousand version strings recur
 def _version(text: str) -> Optional[Version]:
     try:
         return Version(text)
@@ -219,7 +233,7 @@ def _in_range(version: Version, events: _Range) -> tuple[bool, Optional[Version]
 def _match(advisory: Advisory, name: NormalizedName, version: Version) -> Optional[Hit]:
     hit, fixes = False, []
     fixed: set[Version] = set()
-    for entry in advisory.affected.get(name, ()):
+    for position, entry in enumerate(advisory.affected.get(name, ())):
         for events in entry["ranges"]:
             range_: _Range = tuple((str(kind), str(text)) for kind, text in events)
             fixed.update(v for k, t in range_ if k == "fixed" and (v := _version(t)) is not None)
@@ -228,7 +242,7 @@ def _match(advisory: Advisory, name: NormalizedName, version: Version) -> Option
                 hit = True
                 if fix is not None:
                     fixes.append(fix)
-        if not hit and any(_version(str(text)) == version for text in entry["versions"]):
+        if not hit and version in advisory.versions(name, position):
             hit = True
     if not hit:
         return None
