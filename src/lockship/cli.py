@@ -698,6 +698,127 @@ def install_command(
     )
 
 
+# --- publish ----------------------------------------------------------------------------
+
+
+class _PublishProgress:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            err.print(f"lockship: {message}", markup=False)
+
+
+@app.command("publish")
+def publish_command(
+    bundles: List[Path] = typer.Argument(
+        None,
+        metavar="BUNDLE",
+        help="Signed bundle directories or .tar archives (none: only --prune).",
+    ),
+    to: Optional[Path] = typer.Option(
+        None, "--to", metavar="DIR",
+        help="Static repository directory; serve DIR/simple/ as the index URL.",
+    ),
+    allowed_signers: Optional[Path] = typer.Option(
+        None,
+        "--allowed-signers",
+        metavar="FILE",
+        help="allowed_signers file from the reviewer, through a separate channel.",
+    ),
+    identity: Optional[str] = typer.Option(
+        None, "--identity", metavar="ID", help="Principal the signer must be listed as."
+    ),
+    prune: bool = typer.Option(
+        False,
+        "--prune",
+        help="Retire bundles a newer one of the same series and target supersedes; "
+        "delete files no active bundle lists.",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would change; change nothing."
+    ),
+    upload: Optional[str] = typer.Option(
+        None, "--upload", metavar="URL",
+        help="Also upload the files to this index's upload URL (needs lockship[upload]).",
+    ),
+    index_url: Optional[str] = typer.Option(
+        None, "--index-url", metavar="URL",
+        help="With --upload: that index's simple API, to check what it holds.",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    quiet: bool = QUIET,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Verify signed bundles and publish their files into a static index tree or an index.
+
+    Exit 6: a bundle's files do not verify, or a file name is already published
+    with other bytes (nothing is written); 7: a bad signature.
+    """
+    from lockship.publish import PublishRequest, publish  # noqa: PLC0415
+
+    with _errors(verbose):
+        result = publish(
+            PublishRequest(
+                bundles=tuple(bundles or ()),
+                dest=to,
+                allowed_signers=allowed_signers,
+                identity=identity,
+                prune=prune,
+                dry_run=dry_run,
+                upload_url=upload,
+                index_url=index_url,
+            ),
+            _PublishProgress(quiet or json_output),
+        )
+    if json_output:
+        typer.echo(json.dumps({
+            "dest": str(result.dest) if result.dest else None,
+            "dry_run": result.dry_run,
+            "published": [b.model_dump(mode="json") for b in result.published],
+            "unchanged": [b.id for b in result.unchanged],
+            "files_added": list(result.files_added),
+            "pages_written": list(result.pages_written),
+            "retired": [b.id for b in result.retired],
+            "removed": list(result.removed),
+            "uploaded": list(result.uploaded),
+            "already_uploaded": list(result.already_uploaded),
+        }, indent=2, sort_keys=True))
+        return
+    if quiet:
+        return
+    done = "would be " if result.dry_run else ""
+    for bundle in result.published:
+        sequence = f", sequence {bundle.sequence}" if bundle.sequence is not None else ""
+        err.print(
+            f"{done}published {bundle.name}: {len(bundle.files)} wheels for {bundle.target}, "
+            f"signed by {bundle.signer}{sequence}",
+            markup=False,
+        )
+    for bundle in result.unchanged:
+        err.print(f"{bundle.name}: already published", markup=False)
+    for bundle in result.retired:
+        err.print(
+            f"{done}retired {bundle.name} ({bundle.target}): superseded by a newer bundle",
+            markup=False,
+        )
+    for path in result.removed:
+        err.print(f"{done}removed {path}", markup=False)
+    if result.dest is not None:
+        err.print(
+            f"{result.dest}: {len(result.files_added)} files {done}added, "
+            f"{len(result.pages_written)} pages {done}written",
+            markup=False,
+        )
+    if upload is not None:
+        err.print(
+            f"{len(result.uploaded)} files {done}uploaded, "
+            f"{len(result.already_uploaded)} already there with the same sha256",
+            markup=False,
+        )
+
+
 # --- run and diff ---------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "AdvisoriesFoundError",
     "BuildError",
     "BusyError",
+    "ConflictError",
     "ExitCode",
     "FilesystemError",
     "HashMismatchError",
@@ -138,6 +139,28 @@ class VerificationError(IntegrityError):
         count = len(self.problems)
         head = f"{count} problem{'s' if count != 1 else ''} found"
         super().__init__("\n  ".join([head, *self.problems]), where=where)
+
+
+class ConflictError(IntegrityError):
+    """A file name is already published with other bytes; nothing is overwritten.
+
+    :param path: the file's path in the repository (or its URL on an index).
+    :param published: where the bytes already there came from.
+    :param offered: where the other bytes come from.
+    """
+
+    def __init__(
+        self, *, path: str, published: str, offered: str, hint: Optional[str] = None
+    ) -> None:
+        self.path = path
+        self.published = published
+        self.offered = offered
+        super().__init__(
+            f"already published as {published}; refusing {offered}",
+            where=path,
+            hint=hint or "a published file name is never reused for other bytes; "
+            "give the new file a new version or build tag",
+        )
 
 
 class SignatureError(LockshipError):
