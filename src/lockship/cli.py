@@ -25,7 +25,7 @@ from rich.console import Console
 from lockship import __version__
 from lockship.errors import ExitCode, InputError, LockshipError
 from lockship.lock import LockRequest, TargetResult, gather_inputs, lock
-from lockship.models import format_timestamp
+from lockship.models import format_size, format_timestamp
 from lockship.options import LockConfig, load_tool_config, parse_timestamp
 from lockship.pipconfig import IndexStrategy, load_index_config
 from lockship.targets import Target, make_floors, parse_target
@@ -516,20 +516,11 @@ def fetch_command(
     elif not quiet:
         state = "fetched" if result.changed else "already complete"
         err.print(
-            f"{result.dest}: {summary['files']} files, {_size(result.total_bytes)} for "
+            f"{result.dest}: {summary['files']} files, {format_size(result.total_bytes)} for "
             f"{spec.name}, {state} ({result.downloaded} downloaded, {result.built} built, "
             f"{result.seconds:.2f} s)",
             markup=False,
         )
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
 
 
 # --- sign, verify, install -------------------------------------------------------------
@@ -891,7 +882,7 @@ def run_command(
         for r in rows:
             table.add_row(
                 r.target, str(r.packages), str(r.files) if r.files else "-",
-                _size(r.bytes) if r.bytes else "-", f"{r.seconds:.2f} s", r.status,
+                format_size(r.bytes) if r.bytes else "-", f"{r.seconds:.2f} s", r.status,
             )
         Console(highlight=False).print(table)
     failed = [r for r in rows if r.error is not None]
@@ -959,10 +950,7 @@ def diff_command(
 # --- the dossier: audit, licences, report ---------------------------------------------
 
 
-class AuditFormat(str, enum.Enum):
-    table = "table"
-    markdown = "markdown"
-    json = "json"
+AuditFormat = DiffFormat  # the same three: table, markdown, json
 
 
 DB = typer.Option(

@@ -27,6 +27,7 @@ __all__ = [
     "Manifest",
     "ManifestFile",
     "TargetInfo",
+    "format_size",
     "format_timestamp",
 ]
 
@@ -41,6 +42,16 @@ def format_timestamp(value: datetime) -> str:
     if value.microsecond:
         text += f".{value.microsecond:06d}"
     return text + "Z"
+
+
+def format_size(count: int) -> str:
+    """``906.2 KiB``: bytes in binary units, one decimal (whole bytes below 1 KiB)."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
 
 
 class _Frozen(BaseModel):

@@ -41,7 +41,7 @@ from lockship.errors import InputError, SignatureError, VerificationError
 from lockship.hashing import file_digest
 from lockship.inventory import Inventory, Pins, read_inventory
 from lockship.licenses import LicensePolicy
-from lockship.models import Manifest, TargetInfo, format_timestamp
+from lockship.models import Manifest, TargetInfo, format_size, format_timestamp
 from lockship.verify import open_bundle
 
 __all__ = [
@@ -354,15 +354,6 @@ def build_report(
 # --- rendering -------------------------------------------------------------------------------
 
 
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"  # pragma: no cover - the loop always returns
-
-
 def _md(text: object) -> str:
     """Text for a Markdown table cell."""
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
@@ -379,7 +370,7 @@ def _environment() -> Any:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["size"] = _size
+    env.filters["size"] = format_size
     env.filters["md"] = _md
     env.globals["label"] = label
     return env
