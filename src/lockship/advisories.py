@@ -499,6 +499,11 @@ def _content_digest(path: Path) -> Optional[str]:
     return digest.hexdigest()
 
 
+# Databases indexed in this process, by (path, content sha256): their contents were
+# hashed again to find them here, so an edited database is indexed afresh.
+_LOADED: dict[tuple[str, str], AdvisoryDatabase] = {}
+
+
 def load_database(path: Path, cache: Optional[Cache] = None) -> AdvisoryDatabase:
     """Index the OSV database at ``path``, reusing the cached index of identical contents.
 
@@ -510,12 +515,18 @@ def load_database(path: Path, cache: Optional[Cache] = None) -> AdvisoryDatabase
         raise InputError("no such advisory database", where=str(path))
     if cache is not None:
         sha256 = _content_digest(path)
+        loaded = _LOADED.get((str(path), sha256 or ""))
+        if loaded is not None:  # a pipeline signs, then reports: one index per run
+            return loaded
         cached = _cached(cache, sha256) if sha256 is not None else None
         if sha256 is not None and cached is not None:
             try:
-                return _database(path, sha256, cached)
+                database = _database(path, sha256, cached)
             except (KeyError, TypeError, AttributeError, ValueError):
                 pass  # not the shape this version writes: index again
+            else:
+                _LOADED[(str(path), sha256)] = database
+                return database
     sha256, document = _index(path)
     if cache is not None:
         with contextlib.suppress(OSError):  # a read-only cache costs time, not correctness

@@ -15,20 +15,20 @@ known vulnerability is not signed by accident.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from packaging.utils import canonicalize_name
 
-from lockship._install_script import read_bytes
+from lockship._install_script import SBOM, read_bytes
 from lockship.audit import AUDIT_FILE, AuditReport, audit, read_audit, render_audit_json
 from lockship.errors import AdvisoriesFoundError, InputError
 from lockship.inventory import Inventory, Pins, read_inventory
 from lockship.licenses import LicensePolicy, LicensePolicyError
 from lockship.models import Manifest
-from lockship.sbom import SBOM_FILE, render_sbom, sbom_problems
 
 __all__ = [
     "AUDIT_FILE",
@@ -37,8 +37,12 @@ __all__ = [
     "DossierOptions",
     "dossier_problems",
     "make_dossier",
+    "sbom_problems",
 ]
 
+
+
+SBOM_FILE = SBOM
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ def make_dossier(bundle: Path, options: DossierOptions = DossierOptions()) -> Do
     """
     from lockship.advisories import load_database  # noqa: PLC0415 - only with a database
     from lockship.cache import Cache, default_cache_dir  # noqa: PLC0415
+    from lockship.sbom import render_sbom  # noqa: PLC0415 - verify needs no cyclonedx
 
     inventory = read_inventory(bundle)
     violations = options.policy.violations(
@@ -139,4 +144,58 @@ def dossier_problems(root: Path, manifest: Manifest, verified: Mapping[str, int]
             for f in report.findings
             if (f.name, f.version) not in releases
         ]
+    return problems
+
+
+def sbom_problems(data: bytes, wheels: Iterable[tuple[str, str, str, str]]) -> list[str]:
+    """Where ``sbom.cdx.json`` disagrees with the bundle's wheels.
+
+    :param wheels: (path, name, version, sha256) of every wheel the manifest lists.
+    """
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        return [f"{SBOM_FILE}: not JSON: {exc}"]
+    if not isinstance(document, dict) or document.get("bomFormat") != "CycloneDX":
+        return [f"{SBOM_FILE}: not a CycloneDX document"]
+    problems = []
+    if document.get("specVersion") != "1.6":
+        problems.append(f"{SBOM_FILE}: specVersion {document.get('specVersion')!r}, expected 1.6")
+    found: dict[str, tuple[str, str, str]] = {}
+    for position, component in enumerate(document.get("components") or []):
+        if not isinstance(component, dict):
+            problems.append(f"{SBOM_FILE}: components[{position}] is not an object")
+            continue
+        path = next(
+            (
+                p.get("value")
+                for p in component.get("properties") or []
+                if isinstance(p, dict) and p.get("name") == "lockship:bundle-path"
+            ),
+            None,
+        )
+        hashes = [
+            h.get("content")
+            for h in component.get("hashes") or []
+            if isinstance(h, dict) and h.get("alg") == "SHA-256"
+        ]
+        found[str(path)] = (
+            str(component.get("name")),
+            str(component.get("version")),
+            str(hashes[0]) if hashes else "",
+        )
+    expected = {path: (name, version, sha256) for path, name, version, sha256 in wheels}
+    for path, (name, version, sha256) in sorted(expected.items()):
+        if path not in found:
+            problems.append(f"{SBOM_FILE}: no component for {path}")
+        elif found[path] != (name, version, sha256):
+            got = found[path]
+            problems.append(
+                f"{SBOM_FILE}: {path} is {got[0]} {got[1]} sha256 {got[2] or '(none)'}, "
+                f"but the manifest says {name} {version} sha256 {sha256}"
+            )
+    problems += [
+        f"{SBOM_FILE}: component {path} is not a wheel of the bundle"
+        for path in sorted(set(found) - set(expected))
+    ]
     return problems

@@ -26,9 +26,7 @@ timestamp is the archive's (the lock's exclude-newer, else
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, Optional
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -60,7 +58,7 @@ from lockship.archive import archive_mtime
 from lockship.inventory import Distribution, Inventory
 from lockship.models import BuiltFrom, format_timestamp
 
-__all__ = ["SBOM_FILE", "public_url", "render_sbom", "sbom_problems"]
+__all__ = ["SBOM_FILE", "public_url", "render_sbom"]
 
 SBOM_FILE = SBOM
 _PYPI = ("https://pypi.org/simple", "https://pypi.org/simple/")
@@ -234,60 +232,3 @@ def render_sbom(inventory: Inventory, *, timestamp: Optional[datetime] = None) -
         depends = [c for n in dist.dependencies for c in by_name.get(canonicalize_name(n), [])]
         bom.register_dependency(components[dist.file.path], depends)
     return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
-
-
-# --- checking a signed bundle's SBOM ---------------------------------------------------------
-
-
-def sbom_problems(data: bytes, wheels: Iterable[tuple[str, str, str, str]]) -> list[str]:
-    """Where ``sbom.cdx.json`` disagrees with the bundle's wheels.
-
-    :param wheels: (path, name, version, sha256) of every wheel the manifest lists.
-    """
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        return [f"{SBOM_FILE}: not JSON: {exc}"]
-    if not isinstance(document, dict) or document.get("bomFormat") != "CycloneDX":
-        return [f"{SBOM_FILE}: not a CycloneDX document"]
-    problems = []
-    if document.get("specVersion") != "1.6":
-        problems.append(f"{SBOM_FILE}: specVersion {document.get('specVersion')!r}, expected 1.6")
-    found: dict[str, tuple[str, str, str]] = {}
-    for position, component in enumerate(document.get("components") or []):
-        if not isinstance(component, dict):
-            problems.append(f"{SBOM_FILE}: components[{position}] is not an object")
-            continue
-        path = next(
-            (
-                p.get("value")
-                for p in component.get("properties") or []
-                if isinstance(p, dict) and p.get("name") == "lockship:bundle-path"
-            ),
-            None,
-        )
-        hashes = [
-            h.get("content")
-            for h in component.get("hashes") or []
-            if isinstance(h, dict) and h.get("alg") == "SHA-256"
-        ]
-        found[str(path)] = (
-            str(component.get("name")),
-            str(component.get("version")),
-            str(hashes[0]) if hashes else "",
-        )
-    expected = {path: (name, version, sha256) for path, name, version, sha256 in wheels}
-    for path, (name, version, sha256) in sorted(expected.items()):
-        if path not in found:
-            problems.append(f"{SBOM_FILE}: no component for {path}")
-        elif found[path] != (name, version, sha256):
-            got = found[path]
-            problems.append(
-                f"{SBOM_FILE}: {path} is {got[0]} {got[1]} sha256 {got[2] or '(none)'}, "
-                f"but the manifest says {name} {version} sha256 {sha256}"
-            )
-    problems += [
-        f"{SBOM_FILE}: component {path} is not a wheel of the bundle"
-        for path in sorted(set(found) - set(expected))
-    ]
-    return problems
