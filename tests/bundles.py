@@ -62,12 +62,19 @@ def make_bundle(
     tags: Optional[Mapping[str, str]] = None,
     metadata_names: Optional[Mapping[str, str]] = None,
     exclude_newer: Optional[datetime] = EXCLUDE_NEWER,
+    metadata: Optional[Mapping[str, Sequence[str]]] = None,
+    members: Optional[Mapping[str, Mapping[str, bytes]]] = None,
+    origin: str = "https://files.example.org/packages",
 ) -> Path:
     """Write ``tmp_path/dist/<target>`` as fetch would and return it.
 
     :param built: names of packages whose wheel was built from an sdist.
     :param tags: wheel tag per package name (default ``py3-none-any``).
     :param metadata_names: a METADATA ``Name:`` that lies, per package name.
+    :param metadata: more METADATA header lines per package name.
+    :param members: more wheel members per package name (``x.dist-info/sboms/...``).
+    :param origin: where the files are said to come from: ``origin/<file name>``, or
+        ``origin`` with ``{filename}`` replaced.
     """
     target = target if isinstance(target, Target) else parse_target(target)
     bundle = tmp_path / "dist" / target.name
@@ -90,10 +97,12 @@ def make_bundle(
             requires_dist=requires,
             tag=(tags or {}).get(name, "py3-none-any"),
             metadata_name=(metadata_names or {}).get(name),
+            metadata_extra=(metadata or {}).get(name, ()),
+            files=(members or {}).get(name),
         )
         data = wheel.read_bytes()
         sha256, size = hashlib.sha256(data).hexdigest(), len(data)
-        url = f"https://files.example.org/packages/{wheel.name}"
+        url = origin.format(filename=wheel.name) if "{" in origin else f"{origin}/{wheel.name}"
         built_from = None
         artifact = Artifact(kind="wheel", filename=wheel.name, url=url, sha256=sha256, size=size)
         if name in built:
@@ -110,11 +119,15 @@ def make_bundle(
             artifact = Artifact(
                 kind="sdist", filename=sdist, url=built_from.sdist_url, sha256="5" * 64, size=1234
             )
-        metadata = parse_core_metadata(read_wheel_metadata(wheel, wheel.name), where=wheel.name)
+        core = parse_core_metadata(read_wheel_metadata(wheel, wheel.name), where=wheel.name)
+        names = {p[0] for p in packages}
+        depends = tuple(sorted({r for r in (re.split(r"[ <>=!~;\[]", q)[0] for q in requires) if r in names}))
+        via = tuple(p[0] for p in packages if name in {re.split(r"[ <>=!~;\[]", q)[0] for q in p[2:]})
         locked.append(
             LockedPackage(
-                name=name, version=version, artifact=artifact, index=INDEX,
-                metadata_sha256=metadata.sha256,
+                name=name, version=version, artifact=artifact, index=INDEX, dependencies=depends,
+                via=via or ("-r requirements.in",),
+                metadata_sha256=core.sha256,
             )
         )
         files.append(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
+import tarfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import yaml
 
 from bundles import Keys, make_keys
 from indexserver import IndexServer
@@ -104,3 +109,50 @@ def backend_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     """Ed25519 keys made by ssh-keygen, and an allowed_signers trusting two as "release"."""
     return make_keys(tmp_path_factory.mktemp("keys"))
+
+
+# ====================================================================
+# OSV advisory databases (tests/data/osv: the PyPA advisory database, vendored)
+# ====================================================================
+
+OSV_SNAPSHOT = Path(__file__).parent / "data" / "osv" / "pypa-advisory-database-3ccb612.tar.xz"
+
+
+@pytest.fixture(scope="session")
+def osv_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The PyPA advisory database snapshot (2,661 YAML records), extracted once."""
+    dest = tmp_path_factory.mktemp("osv")
+    with tarfile.open(OSV_SNAPSHOT) as tar:
+        for member in tar.getmembers():  # our own tarball, but checked like any other
+            assert member.isfile() or member.isdir(), member.name
+            assert not member.name.startswith("/") and ".." not in member.name.split("/")
+        if hasattr(tarfile, "data_filter"):  # 3.12+ warns without a filter
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)
+    return dest / "pypa-advisory-database"
+
+
+@pytest.fixture(scope="session")
+def osv_zip(osv_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same records as OSV's per-ecosystem dump lays them out: ``<ID>.json`` in a zip.
+
+    Converted with PyYAML's safe loader (libyaml; not lockship's reader); timestamps go back
+    to RFC 3339 text as OSV's JSON has them.
+    """
+    def encode(value: object) -> str:
+        assert isinstance(value, dt.datetime), value
+        return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+    path = tmp_path_factory.mktemp("osv-zip") / "all.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for record in sorted(osv_db.rglob("*.yaml")):
+            document = yaml.load(record.read_bytes(), Loader=yaml.CSafeLoader)
+            archive.writestr(f"{document['id']}.json", json.dumps(document, default=encode))
+    return path
+
+
+@pytest.fixture(scope="session")
+def osv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lockship cache shared by the tests that audit: indexes are keyed by contents."""
+    return tmp_path_factory.mktemp("osv-cache")

@@ -101,9 +101,11 @@ def _metadata_text(
     provides_extra: Sequence[str],
     metadata_version: str = "2.1",
     dynamic: Sequence[str] = (),
+    extra: Sequence[str] = (),
 ) -> str:
     """Core metadata (METADATA / PKG-INFO) in the email-header format."""
     lines = [f"Metadata-Version: {metadata_version}", f"Name: {name}", f"Version: {version}"]
+    lines += extra
     lines += [f"Dynamic: {field}" for field in dynamic]
     if requires_python is not None:
         lines.append(f"Requires-Python: {requires_python}")
@@ -267,6 +269,7 @@ def make_wheel(
     metadata_version: Optional[str] = None,
     pad_bytes: int = 0,
     dist_info_first: bool = False,
+    metadata_extra: Sequence[str] = (),
 ) -> Path:
     """Build a real, installable wheel in ``dest_dir`` and return its path.
 
@@ -278,6 +281,7 @@ def make_wheel(
     :param pad_bytes: size of an extra stored (uncompressed) file of seeded
         random bytes, ``{import_name}/_pad.bin``, to make the wheel large.
     :param dist_info_first: write the dist-info entries first instead of last.
+    :param metadata_extra: more METADATA header lines ("License-Expression: MIT").
     """
     dest_dir.mkdir(parents=True, exist_ok=True)
     dist = normalized_dist_name(name)
@@ -298,6 +302,7 @@ def make_wheel(
         requires_dist=requires_dist,
         requires_python=requires_python,
         provides_extra=provides_extra,
+        extra=metadata_extra,
     )
     _assemble_wheel(
         str(path),

@@ -89,7 +89,7 @@ def test_archive_is_verified_after_safe_extraction(
     archive, _ = write_archive(signed, tmp_path, mtime=DEFAULT_MTIME)
     code, out, err = verify(archive, keys, "--identity", "release")
     assert code == 0, err
-    assert out.startswith(f"OK: {archive}: 8 files")
+    assert out.startswith(f"OK: {archive}: 9 files")
     extracted = extract_archive(archive, tmp_path / "out")
     assert extracted == tmp_path / "out" / "host"
     assert verify(extracted, keys)[0] == 0

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bundles import forge_lock as forge
+from bundles import make_bundle
 from cli_runner import run
 from lockship._compat import tomllib
 from pkgbuild import make_sdist, make_wheel
@@ -273,3 +274,26 @@ def test_an_approved_lock_from_an_older_lockship_can_be_the_old_side_only(indexe
     code, _, err = run("diff", new, old)
     assert code == 3
     assert "made by an older lockship (no sources or metadata digests): only the old side" in err
+
+
+def test_new_advisories_in_the_bundle_audit_are_red_flags(tmp_path, keys, osv_db, osv_cache, monkeypatch):
+    monkeypatch.setenv("LOCKSHIP_CACHE_DIR", str(osv_cache))
+    old = make_bundle(tmp_path / "old", packages=(("requests", "2.19.1"),))
+    new = make_bundle(tmp_path / "new", packages=(("requests", "2.19.1"), ("jinja2", "2.10")))
+    for bundle in (old, new):
+        code, _, err = run("sign", str(bundle), "--key", str(keys.plain), "-q",
+                           "--db", str(osv_db), "--allow-advisories")
+        assert code == 0, err
+    code, found = kinds(str(old), str(new))
+    assert code == 11
+    assert [(c["name"], c["new"], c["detail"].split(":")[0]) for c in found["new-advisory"]] == [
+        ("jinja2", "2.10", "PYSEC-2019-217"), ("jinja2", "2.10", "PYSEC-2021-66"),
+    ]
+    assert all(c["red_flag"] for c in found["new-advisory"])
+    code, out, _ = run("diff", str(old), str(new))
+    assert "new known vulnerability" in out
+    # an approved transfer signed without an audit: everything known now is new
+    code, _, err = run("sign", str(old), "--key", str(keys.plain), "-q")
+    assert code == 0, err
+    _, found = kinds(str(old), str(new))
+    assert len(found["new-advisory"]) == 4

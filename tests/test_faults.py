@@ -33,7 +33,9 @@ from pkgbuild import make_wheel
 
 EARLY = datetime(2024, 1, 1, tzinfo=timezone.utc)
 BIG = 3 * 1024 * 1024
-SIGN_OUTPUTS = ("manifest.json", "INSTALL.md", "install.py", "SHA256SUMS", "SHA256SUMS.sig")
+SIGN_OUTPUTS = (
+    "manifest.json", "INSTALL.md", "install.py", "sbom.cdx.json", "SHA256SUMS", "SHA256SUMS.sig",
+)
 TARGETS = Path(__file__).parent / "data" / "targets"
 
 # Runs the CLI and SIGKILLs itself at the n-th call of an os function (os.replace:

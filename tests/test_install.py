@@ -146,7 +146,7 @@ def test_install_py_verify_only(tmp_path: Path, keys: Keys) -> None:
         bundle, "--allowed-signers", str(keys.allowed), "--identity", "release", "--verify-only"
     )
     assert proc.returncode == 0, proc.stderr
-    assert re.fullmatch(r"verified 8 files, signed by release \(key SHA256:\S+\)\n", proc.stdout)
+    assert re.fullmatch(r"verified 9 files, signed by release \(key SHA256:\S+\)\n", proc.stdout)
 
     flip_byte(only_wheel(bundle, "alpha"))
     (bundle / "notes.txt").write_text("hi")

@@ -158,3 +158,56 @@ def test_only_binary_in_a_pipeline_is_honoured_whatever_the_spelling(project, wh
                        "--target", "linux-cp39", "--only-binary", "DocOpt")
     assert code == 4
     assert "docopt 0.6.2: only an sdist, and --only-binary excludes sdists" in err
+
+
+def test_pipeline_audit_licences_and_report(project):
+    """[audit] stops a vulnerable target or records it; [report] writes the page;
+    [lock] deny-licenses refuses a transfer before it is signed."""
+    root, _ = project
+    db = root / "osv"
+    db.mkdir()
+    (db / "TEST-1.json").write_text(json.dumps({
+        "id": "TEST-1", "aliases": ["CVE-2099-1"], "modified": "2024-05-01T00:00:00Z",
+        "summary": "app-core leaks everything",
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "App_Core"},
+                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1"}]}]}],
+    }))
+    pipeline = root / "pipelines" / "app.toml"
+    base = pipeline.read_text()
+    pipeline.write_text(base + '\n[audit]\ndb = "../osv"\n\n[report]\n')
+    code, out, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 13
+    assert all(not r["ok"] for r in rows(out).values())
+    assert "lockship: error: bullseye-amd64: " in err
+    assert "1 known vulnerability (database osv (1 records, newest 2024-05-01)); not signed\n" in err
+    assert "  app-core 1.0: TEST-1 CVE-2099-1\n" in err
+    assert not (root / "dist" / "bullseye-amd64" / "SHA256SUMS").exists()
+
+    pipeline.write_text(base + '\n[audit]\ndb = "../osv"\nfail = false\n\n[report]\n')
+    code, out, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    for target, row in rows(out).items():
+        assert row["status"].endswith(
+            f"signed, 1 advisory recorded, archived {target}.tar, report {target}.report.html (1 red flag)"
+        ), row["status"]
+        bundle = root / "dist" / target
+        audit = json.loads((bundle / "audit.json").read_text())
+        assert [f["id"] for f in audit["findings"]] == ["TEST-1"]
+        assert "TEST-1" in (root / "dist" / f"{target}.report.html").read_text()
+    code, out, _ = run("run", "pipelines/app.toml", "--json")
+    assert code == 0
+    assert all("signature current, 1 advisory recorded, archive current" in r["status"]
+               for r in rows(out).values())
+    # a newer database: signing again records what is known now
+    (db / "TEST-1.json").unlink()
+    code, out, _ = run("run", "pipelines/app.toml", "--json")
+    assert code == 0
+    assert all(", signed, audited, archived" in r["status"] for r in rows(out).values())
+
+    pipeline.write_text(base.replace("use-pip-config = false", 'use-pip-config = false\ndeny-licenses = ["GPL-3.0-only"]'))
+    code, out, err = run("run", "pipelines/app.toml")
+    assert code == 0, err  # the test wheels declare no licence: only an allow list refuses them
+    pipeline.write_text(base.replace("use-pip-config = false", 'use-pip-config = false\nallow-licenses = ["MIT"]'))
+    code, out, err = run("run", "pipelines/app.toml")
+    assert code == 15
+    assert "  app-core 1.0: licence unknown, and allow-licenses is set\n" in err

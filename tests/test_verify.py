@@ -180,7 +180,7 @@ SEALED_CASES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
     ),
     "malformed SHA256SUMS line": (
         _append_to_sums,
-        [r"SHA256SUMS:9: malformed line 'd41d8cd98f00b204e9800998ecf8427e README'"],
+        [r"SHA256SUMS:10: malformed line 'd41d8cd98f00b204e9800998ecf8427e README'"],
     ),
     "manifest target edited": (
         lambda b: edit(b / "manifest.json", '"name": "host"', '"name": "linux-cp39"'),
@@ -188,11 +188,22 @@ SEALED_CASES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
     ),
     "wheel whose METADATA lies": (
         lambda b: _lying_wheel(b, metadata_name="evil"),
-        [rf"{ALPHA}: alpha-1.0.dist-info/METADATA says evil 1.0, not alpha==1.0"],
+        [
+            rf"{ALPHA}: alpha-1.0.dist-info/METADATA says evil 1.0, not alpha==1.0",
+            # the SBOM still describes the wheel that was signed
+            (
+                rf"sbom.cdx.json: {ALPHA} is alpha 1.0 sha256 [0-9a-f]{{64}}, "
+                r"but the manifest says alpha 1.0 sha256 [0-9a-f]{64}"
+            ),
+        ],
     ),
     "wheel whose dependencies are not those the lock was resolved from": (
         lambda b: _lying_wheel(b, requires_dist=["evil"]),
-        [(rf"{ALPHA}: its METADATA is not the metadata pylock.host.toml was resolved from "
+        [(
+            rf"sbom.cdx.json: {ALPHA} is alpha 1.0 sha256 [0-9a-f]{{64}}, "
+            r"but the manifest says alpha 1.0 sha256 [0-9a-f]{64}"
+        ),
+         (rf"{ALPHA}: its METADATA is not the metadata pylock.host.toml was resolved from "
           r"\(Requires-Dist, Requires-Python or Provides-Extra differ\)")],
     ),
 }
@@ -290,7 +301,7 @@ def test_json_output(bundle: Path, keys: Keys) -> None:
     assert code == 0
     report = json.loads(out)
     assert report["ok"] is True
-    assert (report["files"], report["packages"], report["target"]) == (8, 2, "host")
+    assert (report["files"], report["packages"], report["target"]) == (9, 2, "host")
     assert report["principal"] == "release"
     assert report["fingerprint"].startswith("SHA256:")
     flip_byte(bundle / ALPHA)

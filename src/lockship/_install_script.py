@@ -64,6 +64,8 @@ RECORD = "bundle.json"
 REQUIREMENTS = "requirements.txt"
 INSTALL_DOC = "INSTALL.md"
 INSTALL_SCRIPT = "install.py"
+SBOM = "sbom.cdx.json"  # the dossier (lockship.dossier): checked like every other file here
+AUDIT = "audit.json"
 WHEEL_KINDS = ("wheel", "built-wheel")
 
 EXIT_USAGE = 2

@@ -9,6 +9,7 @@ Layout under ``$LOCKSHIP_CACHE_DIR`` (default: the platform's user cache dir)::
     v1/builds/ab/<build key>/     a wheel built from an sdist, and build.json (how,
                                   and the wheel's sha256, checked on every use)
     v1/placed/ab/<path key>       a bundle file's stat when it was last verified
+    v1/osv/ab/<sha256>            the index of an OSV database with those contents (advisories.py)
 
 Entries keyed by a sha256 are written only after the bytes were verified, and
 atomically, so they can be trusted and kept forever. Two processes sharing a
@@ -76,6 +77,17 @@ class Cache:
 
     def put_metadata(self, sha256: str, data: bytes) -> None:
         atomic_write_bytes(self._blob("metadata", sha256), data)
+
+    # --- advisory database indexes -------------------------------------------
+
+    def get_advisory_index(self, sha256: str) -> Optional[bytes]:
+        try:
+            return self._blob("osv", sha256).read_bytes()
+        except OSError:
+            return None
+
+    def put_advisory_index(self, sha256: str, data: bytes) -> None:
+        atomic_write_bytes(self._blob("osv", sha256), data)
 
     # --- index pages -------------------------------------------------------
 

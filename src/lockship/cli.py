@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import List, NoReturn, Optional
+from typing import TYPE_CHECKING, List, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -25,10 +25,13 @@ from rich.console import Console
 from lockship import __version__
 from lockship.errors import ExitCode, InputError, LockshipError
 from lockship.lock import LockRequest, TargetResult, gather_inputs, lock
-from lockship.models import format_timestamp
+from lockship.models import format_size, format_timestamp
 from lockship.options import LockConfig, load_tool_config, parse_timestamp
 from lockship.pipconfig import IndexStrategy, load_index_config
 from lockship.targets import Target, make_floors, parse_target
+
+if TYPE_CHECKING:
+    from lockship.licenses import LicensePolicy
 
 app = typer.Typer(
     add_completion=False,
@@ -75,6 +78,13 @@ def _errors(verbose: bool) -> Iterator[None]:
 
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Show tracebacks and more detail.")
 QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")
+IGNORE = typer.Option(
+    [],
+    "--ignore",
+    metavar="ID=REASON",
+    help="Accept an advisory (its id or an alias) for this reason; recorded in the output.",
+)
+CACHE_DIR = typer.Option(None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root.")
 
 
 def _version_callback(value: bool) -> None:
@@ -520,20 +530,11 @@ def fetch_command(
     elif not quiet:
         state = "fetched" if result.changed else "already complete"
         err.print(
-            f"{result.dest}: {summary['files']} files, {_size(result.total_bytes)} for "
+            f"{result.dest}: {summary['files']} files, {format_size(result.total_bytes)} for "
             f"{spec.name}, {state} ({result.downloaded} downloaded, {result.built} built, "
             f"{result.seconds:.2f} s)",
             markup=False,
         )
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
 
 
 # --- sign, verify, install -------------------------------------------------------------
@@ -564,20 +565,44 @@ def sign_command(
     archive_dir: Optional[Path] = typer.Option(
         None, help="Directory for the .tar (default: beside the bundle); implies --archive."
     ),
+    db: Optional[Path] = typer.Option(
+        None, "--db", help="Audit against this OSV database and write audit.json into the bundle."
+    ),
+    ignore: List[str] = IGNORE,
+    allow_advisories: bool = typer.Option(
+        False, "--allow-advisories", help="Sign even if the audit finds advisories (recorded)."
+    ),
+    cache_dir: Optional[Path] = CACHE_DIR,
     quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
-    """Check a fetched bundle, then write manifest.json, INSTALL.md, install.py, SHA256SUMS(.sig).
+    """Check a fetched bundle, then write manifest.json, sbom.cdx.json, INSTALL.md, install.py,
+    SHA256SUMS(.sig), and with --db audit.json.
 
-    Prints the allowed_signers line for the reviewer on stdout.
+    The licence policy of ./pyproject.toml ([tool.lockship] allow-licenses,
+    deny-licenses) applies (exit 15); with --db, advisories stop the signing
+    (exit 13) unless ignored or --allow-advisories. Prints the allowed_signers
+    line for the reviewer on stdout.
     """
     from lockship.archive import archive_mtime, write_archive  # noqa: PLC0415
+    from lockship.audit import parse_ignores  # noqa: PLC0415
+    from lockship.dossier import DossierOptions  # noqa: PLC0415
     from lockship.sign import sign_bundle  # noqa: PLC0415
     from lockship.sshsig import load_signing_key, read_passphrase  # noqa: PLC0415
 
     with _errors(verbose):
+        options = DossierOptions(
+            db=db,
+            ignores=parse_ignores(ignore),
+            fail_on_advisories=not allow_advisories,
+            policy=_license_policy([], []),
+            cache_dir=cache_dir,
+        )
         result = sign_bundle(
-            bundle, load_signing_key(key, read_passphrase(passphrase_file)), identity=identity
+            bundle,
+            load_signing_key(key, read_passphrase(passphrase_file)),
+            identity=identity,
+            dossier=options,
         )
         written = list(result.written)
         if archive or archive_dir is not None:
@@ -589,6 +614,10 @@ def sign_command(
         return
     for path in written:
         err.print(f"wrote {path}", markup=False)
+    if result.audit is not None:
+        from lockship.audit import headline  # noqa: PLC0415
+
+        err.print(f"audit: {headline(result.audit)}", markup=False)
     err.print(
         f"signed {result.files} files as {result.principal} with key {result.fingerprint}; "
         "allowed_signers line for the reviewer:",
@@ -867,7 +896,7 @@ def run_command(
         for r in rows:
             table.add_row(
                 r.target, str(r.packages), str(r.files) if r.files else "-",
-                _size(r.bytes) if r.bytes else "-", f"{r.seconds:.2f} s", r.status,
+                format_size(r.bytes) if r.bytes else "-", f"{r.seconds:.2f} s", r.status,
             )
         Console(highlight=False).print(table)
     failed = [r for r in rows if r.error is not None]
@@ -930,6 +959,211 @@ def diff_command(
     if result.red_flags:
         raise typer.Exit(int(ExitCode.RED_FLAGS))
     raise typer.Exit(int(ExitCode.CHANGED if result.changes else ExitCode.OK))
+
+
+# --- the dossier: audit, licences, report ---------------------------------------------
+
+
+AuditFormat = DiffFormat  # the same three: table, markdown, json
+
+
+DB = typer.Option(
+    ...,
+    "--db",
+    help="OSV database: a directory of OSV records (JSON or YAML, searched recursively, "
+    "e.g. a clone of the PyPA advisory database) or a zip of OSV JSON records (PyPI/all.zip).",
+)
+
+
+@app.command("audit")
+def audit_command(
+    path: Path = typer.Argument(
+        ..., help="Lock (.txt or pylock .toml), bundle directory or .tar archive."
+    ),
+    db: Path = DB,
+    output_format: AuditFormat = typer.Option(
+        AuditFormat.table, "--format", "-f", help="table (default), markdown or json."
+    ),
+    ignore: List[str] = IGNORE,
+    cache_dir: Optional[Path] = CACHE_DIR,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Match every locked release against an OSV database on disk; no network.
+
+    Exit 0: no known vulnerabilities; 13: advisories found (not ignored).
+    """
+    from lockship.audit import (  # noqa: PLC0415
+        audit_path,
+        headline,
+        parse_ignores,
+        render_audit_json,
+        render_audit_markdown,
+    )
+
+    with _errors(verbose):
+        report = audit_path(path, db, ignores=parse_ignores(ignore), cache_dir=cache_dir)
+    for item in report.ignores:
+        if not item.matched:
+            err.print(f"lockship: warning: --ignore {item.id} matched no advisory", markup=False)
+    if output_format is AuditFormat.json:
+        typer.echo(render_audit_json(report), nl=False)
+    elif output_format is AuditFormat.markdown:
+        typer.echo(render_audit_markdown(report), nl=False)
+    else:
+        from rich.table import Table  # noqa: PLC0415
+
+        console = Console(highlight=False)
+        console.print(f"{report.source}: {headline(report)}", markup=False, soft_wrap=True)
+        if report.findings:
+            table = Table(title_justify="left")
+            for column in ("package", "advisory", "fix", "summary"):
+                table.add_column(column, overflow="fold", no_wrap=column != "summary")
+            for f in report.findings:
+                names = "\n".join([f.id, *f.aliases[:2]])
+                summary = f.summary if len(f.summary) <= 100 else f.summary[:97] + "..."
+                if f.ignored:
+                    summary = f"IGNORED: {f.ignored}. {summary}"
+                fix = f.fix or ("none" if not f.fixed else ", ".join(f.fixed))
+                table.add_row(f"{f.name} {f.version}", names, fix, summary)
+            console.print(table)
+        for upgrade in report.upgrades:
+            console.print(
+                f"upgrade {upgrade.name} {upgrade.version} to {upgrade.to} or later "
+                "(no advisory here names it)",
+                markup=False,
+                soft_wrap=True,
+            )
+    if report.active:
+        raise typer.Exit(int(ExitCode.ADVISORIES))
+
+
+ALLOW_LICENSE = typer.Option(
+    [], "--allow-license", metavar="SPDX", help="Allowed licence (default: [tool.lockship])."
+)
+DENY_LICENSE = typer.Option(
+    [], "--deny-license", metavar="SPDX", help="Denied licence (default: [tool.lockship])."
+)
+
+
+def _license_policy(allow: list[str], deny: list[str]) -> LicensePolicy:
+    """The flags' policy, else ``allow-licenses``/``deny-licenses`` of ./pyproject.toml."""
+    from lockship.licenses import LicensePolicy  # noqa: PLC0415
+
+    if allow or deny:
+        return LicensePolicy.from_lists(allow, deny, where=("--allow-license", "--deny-license"))
+    pyproject = Path("pyproject.toml")
+    config = load_tool_config(pyproject) if pyproject.is_file() else None
+    if config is None:
+        return LicensePolicy()
+    return LicensePolicy(tuple(config.allow_licenses), tuple(config.deny_licenses))
+
+
+@app.command("licenses")
+def licenses_command(
+    bundle: Path = typer.Argument(..., help="Bundle directory or .tar archive."),
+    allow_license: List[str] = ALLOW_LICENSE,
+    deny_license: List[str] = DENY_LICENSE,
+    json_output: bool = typer.Option(False, "--json", help="Print the licences as JSON."),
+    verbose: bool = VERBOSE,
+) -> None:
+    """List each package's licence (SPDX, from its METADATA) and apply the licence policy.
+
+    Exit 0: the policy is met (or there is none); 15: a package breaks it.
+    """
+    from lockship.inventory import read_inventory  # noqa: PLC0415
+    from lockship.licenses import LicensePolicyError  # noqa: PLC0415
+    from lockship.verify import open_bundle  # noqa: PLC0415
+
+    with _errors(verbose):
+        policy = _license_policy(allow_license, deny_license)
+        with open_bundle(bundle) as root:
+            inventory = read_inventory(root)
+        rows = [(d.name, d.version, d.license) for d in inventory.distributions]
+        violations = policy.violations(rows)
+    if json_output:
+        typer.echo(json.dumps([
+            {"name": n, "version": v, "license": info.text, "source": info.source,
+             "declared": list(info.declared), "problem": policy.problem(info)}
+            for n, v, info in rows
+        ], indent=2, sort_keys=True))
+    else:
+        from rich.table import Table  # noqa: PLC0415
+
+        table = Table(title=f"licences in {bundle}", title_justify="left")
+        for column in ("package", "version", "licence", "from", "policy"):
+            table.add_column(column, overflow="fold")
+        for name, version, info in rows:
+            declared = "; ".join(info.declared) if info.spdx is None else (info.source or "")
+            table.add_row(name, version, info.text, declared, policy.problem(info) or "")
+        Console(highlight=False).print(table)
+    with _errors(verbose):
+        if violations:
+            raise LicensePolicyError(violations, where=str(bundle))
+
+
+class ReportFormat(str, enum.Enum):
+    html = "html"
+    markdown = "markdown"
+    json = "json"
+
+
+@app.command("report")
+def report_command(
+    bundle: Path = typer.Argument(..., help="Bundle directory or .tar archive."),
+    against: Optional[Path] = typer.Option(
+        None, "--against", help="The approved transfer to compare with (lock, bundle or .tar)."
+    ),
+    db: Optional[Path] = typer.Option(
+        None, "--db", help="OSV database to audit against now (default: the bundle's audit.json)."
+    ),
+    ignore: List[str] = IGNORE,
+    allowed_signers: Optional[Path] = typer.Option(
+        None, "--allowed-signers", help="Check the signature against this allowed_signers file."
+    ),
+    identity: Optional[str] = IDENTITY,
+    allow_license: List[str] = ALLOW_LICENSE,
+    deny_license: List[str] = DENY_LICENSE,
+    output_format: ReportFormat = typer.Option(
+        ReportFormat.html, "--format", "-f", help="html (default), markdown or json."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write the report here (default: stdout)."
+    ),
+    cache_dir: Optional[Path] = CACHE_DIR,
+    verbose: bool = VERBOSE,
+) -> None:
+    """One page for the reviewer: red flags, changes, advisories, licences, provenance, files.
+
+    The HTML page is self-contained: it loads nothing, works offline and prints.
+    """
+    from lockship.audit import parse_ignores  # noqa: PLC0415
+    from lockship.report import build_report, render_report  # noqa: PLC0415
+
+    with _errors(verbose):
+        report = build_report(
+            bundle,
+            against=against,
+            db=db,
+            ignores=parse_ignores(ignore),
+            policy=_license_policy(allow_license, deny_license),
+            allowed_signers=allowed_signers,
+            identity=identity,
+            cache_dir=cache_dir,
+        )
+        text = render_report(report, output_format.value)
+        if output is not None:
+            from lockship._fs import atomic_write_text  # noqa: PLC0415
+
+            atomic_write_text(output, text)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    flags = len(report.red_flags)
+    err.print(
+        f"wrote {output}: {len(report.packages)} packages, {flags} red flag"
+        f"{'s' if flags != 1 else ''}",
+        markup=False,
+    )
 
 
 def main() -> None:

@@ -18,6 +18,8 @@ red flags
     - a package from an index or find-links location the old transfer never used,
       or from a file location its index never used before;
     - a package that moved to another index or find-links location.
+    - an advisory in the new bundle's ``audit.json`` that the old transfer's audit
+      did not list (all of them, when the old transfer has no audit).
 changes
     packages added, removed, upgraded and downgraded; files added and removed.
 
@@ -39,6 +41,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from pydantic import ValidationError
 
+from lockship.audit import read_bundle_audit
 from lockship.errors import InputError
 from lockship.lockfile import read_lock
 from lockship.models import BundleFile, BundleRecord, Lock
@@ -80,6 +83,9 @@ class View:
     locations: dict[str, frozenset[str]]  # file locations the lock records, per source
     is_bundle: bool = False
     legacy: bool = False  # a lock from before format 2: no sources, no metadata digests
+    # (name, version, advisory id, summary) of the audit.json findings not ignored;
+    # None: no audit (a lock, or a bundle signed without an advisory database)
+    advisories: Optional[frozenset[tuple[str, str, str, str]]] = None
 
 
 RedFlag = Literal[
@@ -91,6 +97,7 @@ RedFlag = Literal[
     "new-origin",
     "new-file-location",
     "moved-index",
+    "new-advisory",
 ]
 OtherChange = Literal["added", "removed", "upgraded", "downgraded", "file-added", "file-removed"]
 ChangeKind = Union[RedFlag, OtherChange]
@@ -196,9 +203,16 @@ def _bundle_view(bundle: Path, source: str) -> View:
                 package.name, package.version, package.locked, package.origin,
                 package.location, _file_view(item), package.problems,
             )
+    audit = read_bundle_audit(bundle)
+    advisories = (
+        frozenset((f.name, f.version, f.id, f.summary) for f in audit.active)
+        if audit is not None
+        else None
+    )
     return View(
         source, record.target.name, record.target.tags_sha256, packages, _locations(lock),
         is_bundle=True, legacy=_legacy(lock),
+        advisories=advisories,
     )
 
 
@@ -277,6 +291,11 @@ def diff(old: View, new: View) -> Diff:
         changes += _problems(after)
         if after.origin and after.origin not in old_origins:
             changes.append(Change("new-origin", name, new=after.version, detail=after.origin))
+    known = {(name, identifier) for name, _, identifier, _ in old.advisories or ()}
+    for name, version, identifier, summary in sorted(new.advisories or ()):
+        if (name, identifier) not in known:
+            detail = f"{identifier}: {summary}"
+            changes.append(Change("new-advisory", name, new=version, detail=detail))
     changes.sort(key=lambda c: (_ORDER[c.kind], c.name))
     return Diff(old.source, new.source, new.target, tuple(changes))
 
@@ -369,6 +388,7 @@ _LABELS = {
     "downgraded": "downgraded",
     "file-added": "file added",
     "file-removed": "file removed",
+    "new-advisory": "new known vulnerability",
 }
 
 

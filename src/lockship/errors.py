@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import ClassVar, Optional
 
 __all__ = [
+    "AdvisoriesFoundError",
     "BuildError",
     "BusyError",
     "ConflictError",
@@ -45,6 +46,8 @@ class ExitCode(enum.IntEnum):
     BUSY = 10  # another lockship process holds the output or cache lock
     RED_FLAGS = 11  # diff: changes that need a reviewer's attention
     INCOMPATIBLE = 12  # install: the bundle's target does not fit the interpreter
+    ADVISORIES = 13  # audit: known vulnerabilities in the transfer (not ignored)
+    LICENSE_POLICY = 15  # a licence the policy denies or does not allow
     INTERNAL = 70  # a bug in lockship
     INTERRUPTED = 130  # Ctrl-C
 
@@ -188,3 +191,9 @@ class IncompatibleTargetError(LockshipError):
     """A bundle made for one target was offered to an interpreter it does not fit."""
 
     exit_code = ExitCode.INCOMPATIBLE
+
+
+class AdvisoriesFoundError(LockshipError):
+    """An audit found advisories that are not ignored, and the run was told to fail on them."""
+
+    exit_code = ExitCode.ADVISORIES

@@ -28,6 +28,7 @@ __all__ = [
     "Manifest",
     "ManifestFile",
     "TargetInfo",
+    "format_size",
     "format_timestamp",
 ]
 
@@ -42,6 +43,16 @@ def format_timestamp(value: datetime) -> str:
     if value.microsecond:
         text += f".{value.microsecond:06d}"
     return text + "Z"
+
+
+def format_size(count: int) -> str:
+    """``906.2 KiB``: bytes in binary units, one decimal (whole bytes below 1 KiB)."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
 
 
 class _Frozen(BaseModel):
@@ -169,7 +180,8 @@ class Lock(_Frozen):
 #   requirements.txt          installable lock: name==version --hash=sha256:<file in wheels/>
 #   pylock.<target>.toml      the lock that was fetched, unchanged
 #   bundle.json               BundleRecord: what fetch put here and where each file came from
-#   (after `lockship sign`) manifest.json, INSTALL.md, install.py, SHA256SUMS, SHA256SUMS.sig
+#   (after `lockship sign`) manifest.json, INSTALL.md, install.py, SHA256SUMS, SHA256SUMS.sig,
+#   sbom.cdx.json (CycloneDX SBOM) and, when signing audited, audit.json (lockship.dossier)
 
 
 class BuiltFrom(_Frozen):
@@ -218,7 +230,10 @@ class ManifestFile(_Frozen):
     path: str
     size: int
     sha256: str
-    kind: Literal["wheel", "built-wheel", "lock", "requirements", "record", "install-script", "doc"]
+    kind: Literal[
+        "wheel", "built-wheel", "lock", "requirements", "record", "install-script", "doc",
+        "sbom", "audit",
+    ]
     name: Optional[str] = None
     version: Optional[str] = None
     origin_url: Optional[str] = None

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from lockship._compat import tomllib
 from lockship.errors import InputError
@@ -72,6 +72,16 @@ class LockConfig(BaseModel):
     glibc: Optional[str] = None
     musl: Optional[str] = None
     macos: Optional[str] = None
+    allow_licenses: list[str] = []  # SPDX identifiers; see lockship.licenses
+    deny_licenses: list[str] = []
+
+    @field_validator("allow_licenses", "deny_licenses", mode="after")
+    @classmethod
+    def _licenses(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        from lockship.licenses import normalize_policy_entry  # noqa: PLC0415
+
+        where = _kebab(info.field_name or "")
+        return [normalize_policy_entry(entry, where=where) for entry in value]
 
     @field_validator("exclude_newer", mode="before")
     @classmethod

@@ -19,6 +19,17 @@ A pipeline file is declarative and lives in the operator's repository::
     identity = "release"
     archive = true
 
+    [audit]                        # audit.json in every signed bundle (lockship.dossier)
+    db = "../osv/pypa-advisory-database"   # an OSV database on disk
+    fail = true                    # advisories (not ignored) fail the target; nothing signed
+    ignore = { "PYSEC-2023-74" = "no proxies on the target" }
+
+    [report]                       # <output>/<target>.report.html for the reviewer
+    against = "../approved/{target}.tar"   # optional: the approved transfer
+
+Signing applies the licence policy of ``[lock]`` (``allow-licenses``,
+``deny-licenses``) and writes the SBOM into every bundle.
+
 Relative paths are relative to the pipeline file's directory. Runs are
 incremental: a target whose inputs did not change keeps its lock without
 resolving, a complete bundle is not fetched again, and a signature that still
@@ -31,7 +42,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Protocol
+from typing import TYPE_CHECKING, Literal, Optional, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -45,6 +56,10 @@ from lockship.options import LockConfig, key_line, located, read_toml, validatio
 from lockship.pipconfig import IndexConfig, load_index_config
 from lockship.requirements import IndexOptions
 from lockship.targets import Target, make_floors, parse_target
+
+if TYPE_CHECKING:
+    from lockship.audit import AuditReport
+    from lockship.dossier import DossierOptions
 
 __all__ = ["Pipeline", "TargetRun", "load_pipeline", "run_pipeline"]
 
@@ -78,11 +93,24 @@ class SignTable(_Table):
     archive: bool = False
 
 
+class AuditTable(_Table):
+    db: Optional[str] = None
+    fail: bool = True
+    ignore: dict[str, str] = {}
+
+
+class ReportTable(_Table):
+    against: Optional[str] = None  # "{target}" is replaced by the target's name
+    format: Literal["html", "markdown", "json"] = "html"
+
+
 class PipelineFile(_Table):
     pipeline: PipelineTable = PipelineTable()
     lock: LockConfig
     fetch: FetchTable = FetchTable()
     sign: SignTable = SignTable()
+    audit: AuditTable = AuditTable()
+    report: Optional[ReportTable] = None
 
 
 @dataclass(frozen=True)
@@ -290,26 +318,72 @@ def _run_target(
     row.files, row.bytes, row.bundle = len(fetched.record.files), fetched.total_bytes, dest
     row.steps.append(f"fetched {fetched.downloaded}" if fetched.changed else "bundle complete")
     assert key is not None  # noqa: S101 - made or loaded unless check
-    signed = _sign(dest, *key)
+    signed = _sign(dest, *key, _dossier_options(pipeline, request.cache_dir))
     row.steps.append(signed)
     if pipeline.spec.sign.archive:
         from lockship.archive import archive_mtime, write_archive  # noqa: PLC0415
 
         archive = pipeline.output / f"{dest.name}.tar"
-        if signed == "signed" or not archive.with_name(archive.name + ".sha256").is_file():
+        if signed.startswith("signed") or not archive.with_name(archive.name + ".sha256").is_file():
             write_archive(dest, pipeline.output, mtime=archive_mtime(dest))
             row.steps.append(f"archived {archive.name}")
         else:
             row.steps.append("archive current")
+    if pipeline.spec.report is not None:
+        row.steps.append(_report(pipeline, pipeline.spec.report, dest, request.cache_dir))
 
 
-def _sign(bundle: Path, key: sshsig.SigningKey, identity: str) -> str:
+def _dossier_options(pipeline: Pipeline, cache_dir: Optional[Path]) -> DossierOptions:
+    from lockship.dossier import DossierOptions  # noqa: PLC0415
+    from lockship.licenses import LicensePolicy  # noqa: PLC0415
+
+    cfg, table = pipeline.spec.lock, pipeline.spec.audit
+    return DossierOptions(
+        db=pipeline.resolve(table.db) if table.db else None,
+        ignores=table.ignore,
+        fail_on_advisories=table.fail,
+        policy=LicensePolicy(tuple(cfg.allow_licenses), tuple(cfg.deny_licenses)),
+        cache_dir=cache_dir,
+    )
+
+
+def _report(
+    pipeline: Pipeline, table: ReportTable, bundle: Path, cache_dir: Optional[Path]
+) -> str:
+    from lockship.report import build_report, render_report  # noqa: PLC0415
+
+    against = None
+    if table.against:
+        against = pipeline.resolve(table.against.replace("{target}", bundle.name))
+        if not against.exists():
+            against = None  # the first transfer: nothing approved yet
+    options = _dossier_options(pipeline, cache_dir)
+    report = build_report(
+        bundle,
+        against=against,
+        db=options.db,
+        ignores=options.ignores,
+        policy=options.policy,
+        cache_dir=cache_dir,
+    )
+    suffix = {"html": "html", "markdown": "md", "json": "json"}[table.format]
+    path = pipeline.output / f"{bundle.name}.report.{suffix}"
+    atomic_write_text(path, render_report(report, table.format))
+    flags = len(report.red_flags)
+    return f"report {path.name} ({flags} red flag{'s' if flags != 1 else ''})"
+
+
+def _sign(
+    bundle: Path, key: sshsig.SigningKey, identity: str, options: DossierOptions
+) -> str:
+    from lockship.dossier import AUDIT_FILE, SBOM_FILE, make_dossier  # noqa: PLC0415
     from lockship.sign import SIGN_OUTPUTS, sign_bundle  # noqa: PLC0415
 
     sums, signature = bundle / "SHA256SUMS", bundle / "SHA256SUMS.sig"
-    if all((bundle / name).is_file() for name in SIGN_OUTPUTS):
+    if all((bundle / name).is_file() for name in SIGN_OUTPUTS if name != AUDIT_FILE):
         # fetch removes the sign outputs whenever it changes a bundle, so a
-        # complete set signed by this very key means nothing changed since.
+        # complete set signed by this very key, with the dossier signing would
+        # write now (same database, ignores and policy), means nothing changed since.
         line = key.allowed_signers_line(identity, namespaces="lockship")
         signers = sshsig.parse_allowed_signers(line, source="the configured key")
         try:
@@ -317,9 +391,23 @@ def _sign(bundle: Path, key: sshsig.SigningKey, identity: str) -> str:
         except (SignatureError, InputError, OSError):
             pass
         else:
-            return "signature current"
-    sign_bundle(bundle, key, identity=identity)
-    return "signed"
+            dossier = make_dossier(bundle, options)
+            on_disk = {
+                name: (bundle / name).read_bytes()
+                for name in (SBOM_FILE, AUDIT_FILE)
+                if (bundle / name).is_file()
+            }
+            if on_disk == dossier.files:
+                return "signature current" + _audited(dossier.audit)
+    result = sign_bundle(bundle, key, identity=identity, dossier=options)
+    return "signed" + _audited(result.audit)
+
+
+def _audited(report: Optional[AuditReport]) -> str:
+    if report is None:
+        return ""
+    count = len(report.active)
+    return f", {count} advisor{'y' if count == 1 else 'ies'} recorded" if count else ", audited"
 
 
 def _signing_key(

@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 from packaging.metadata import parse_email
 from packaging.utils import (
@@ -47,6 +47,7 @@ from pydantic import BaseModel, ValidationError
 from lockship import _install_script, _probe, _sshsig_stdlib, sshsig
 from lockship._fs import atomic_write_bytes, exclusive_lock
 from lockship._install_script import (
+    AUDIT,
     INSTALL_DOC,
     INSTALL_SCRIPT,
     MANIFEST,
@@ -54,6 +55,7 @@ from lockship._install_script import (
     RECORD,
     REQUIREMENTS,
     SAFE_PATH,
+    SBOM,
     SIGNATURE,
     SUMS,
     check_pins,
@@ -66,6 +68,10 @@ from lockship.errors import FilesystemError, InputError, IntegrityError, Verific
 from lockship.hashing import file_digest
 from lockship.models import BundleRecord, Manifest, ManifestFile
 
+if TYPE_CHECKING:
+    from lockship.audit import AuditReport
+    from lockship.dossier import DossierOptions
+
 __all__ = [
     "SIGN_OUTPUTS",
     "SignResult",
@@ -77,11 +83,13 @@ __all__ = [
     "wheel_problems",
 ]
 
-SIGN_OUTPUTS = (MANIFEST, INSTALL_DOC, INSTALL_SCRIPT, SUMS, SIGNATURE)
+# sbom.cdx.json always, audit.json when signing audits (lockship.dossier)
+SIGN_OUTPUTS = (MANIFEST, INSTALL_DOC, INSTALL_SCRIPT, SBOM, AUDIT, SUMS, SIGNATURE)
 # An allowed_signers principal that means itself: no spaces, quotes, commas
 # (a list) or wildcards (a pattern), so INSTALL.md's `-I` and the printed line work.
 _PRINCIPAL = re.compile(r'[^\s",*?!#][^\s",*?!]*')
-_Kind = Literal["lock", "requirements", "record", "install-script", "doc"]
+_Kind = Literal["lock", "requirements", "record", "install-script", "doc", "sbom", "audit"]
+_DOSSIER_KINDS: dict[str, _Kind] = {SBOM: "sbom", AUDIT: "audit"}
 _EMBED = re.compile(r"^# lockship-embed-begin\n.*^# lockship-embed-end\n", re.DOTALL | re.MULTILINE)
 
 
@@ -95,6 +103,7 @@ class SignResult:
     principal: str
     fingerprint: str
     allowed_signers_line: str  # for the reviewer's allowed_signers file
+    audit: Optional[AuditReport] = None  # when signing audited the bundle
 
 
 def to_json(model: BaseModel) -> str:
@@ -317,11 +326,14 @@ def _check_unsigned(bundle: Path, record: BundleRecord) -> dict[str, tuple[str, 
     return digests
 
 
-def _manifest(record: BundleRecord, digests: dict[str, tuple[str, int]]) -> Manifest:
+def _manifest(
+    record: BundleRecord, digests: dict[str, tuple[str, int]], dossier: Iterable[str] = ()
+) -> Manifest:
     kinds: dict[str, _Kind] = {
         **_kinds(record, RECORD),
         INSTALL_DOC: "doc",
         INSTALL_SCRIPT: "install-script",
+        **{name: _DOSSIER_KINDS[name] for name in dossier},
     }
     files = [
         ManifestFile(path=path, sha256=sha256, size=size, kind=kinds[path])
@@ -343,10 +355,18 @@ def _digest(data: bytes) -> tuple[str, int]:
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
-def sign_bundle(bundle: Path, key: sshsig.SigningKey, *, identity: Optional[str]) -> SignResult:
-    """Check a fetched bundle, then write its manifest, install files and signature.
+def sign_bundle(
+    bundle: Path,
+    key: sshsig.SigningKey,
+    *,
+    identity: Optional[str],
+    dossier: Optional[DossierOptions] = None,
+) -> SignResult:
+    """Check a fetched bundle, then write its manifest, dossier, install files and signature.
 
-    Signing an already signed bundle replaces the five sign outputs.
+    Signing an already signed bundle replaces the sign outputs. The dossier
+    (``lockship.dossier``) is the SBOM, and with ``dossier.db`` the audit; the
+    licence policy and the audit are applied before anything is written.
 
     :param identity: the principal reviewers list the key under in
         allowed_signers (default: the key's comment).
@@ -354,6 +374,9 @@ def sign_bundle(bundle: Path, key: sshsig.SigningKey, *, identity: Optional[str]
     :raises VerificationError: a file differs from bundle.json, or the pins and
         wheels disagree; nothing is written.
     :raises BusyError: another lockship process is signing this bundle.
+    :raises LicensePolicyError: a licence breaks ``dossier.policy``; nothing is written.
+    :raises AdvisoriesFoundError: the audit found advisories and
+        ``dossier.fail_on_advisories``; nothing is written.
     """
     principal = identity or key.comment
     if not _PRINCIPAL.fullmatch(principal):
@@ -374,27 +397,30 @@ def sign_bundle(bundle: Path, key: sshsig.SigningKey, *, identity: Optional[str]
                 for stale in bundle.glob(f".{name}.*.tmp"):
                     stale.unlink(missing_ok=True)
             digests = _check_unsigned(bundle, record)
+            from lockship.dossier import DossierOptions, make_dossier  # noqa: PLC0415 - a cycle
+
+            made = make_dossier(bundle, dossier or DossierOptions())
         except OSError as exc:
             where = str(exc.filename or bundle)
             raise FilesystemError(f"cannot read: {exc.strerror or exc}", where=where) from None
         texts = {
             INSTALL_DOC: _render_install_doc(record, principal).encode(),
             INSTALL_SCRIPT: render_install_script().encode(),
+            **made.files,
         }
         digests.update({name: _digest(data) for name, data in texts.items()})
-        texts[MANIFEST] = to_json(_manifest(record, digests)).encode()
+        texts[MANIFEST] = to_json(_manifest(record, digests, made.files)).encode()
         digests[MANIFEST] = _digest(texts[MANIFEST])
         texts[SUMS] = render_sums({path: sha256 for path, (sha256, _) in digests.items()}).encode()
         texts[SIGNATURE] = sshsig.sign(texts[SUMS], key, namespace=NAMESPACE).encode()
         # A crash part-way must leave a bundle that is plainly unsigned, not one
         # whose old signature fails against new files (which looks like tampering).
-        try:
-            (bundle / SIGNATURE).unlink(missing_ok=True)
-        except OSError as exc:
-            where = str(bundle / SIGNATURE)
-            raise FilesystemError(f"cannot remove: {exc.strerror}", where=where) from None
+        _remove(bundle / SIGNATURE)
         for name in SIGN_OUTPUTS:
-            atomic_write_bytes(bundle / name, texts[name])
+            if name in texts:
+                atomic_write_bytes(bundle / name, texts[name])
+            else:  # audit.json of an earlier signing with a database
+                _remove(bundle / name)
     return SignResult(
         bundle=bundle,
         written=tuple(bundle / name for name in SIGN_OUTPUTS),
@@ -402,4 +428,12 @@ def sign_bundle(bundle: Path, key: sshsig.SigningKey, *, identity: Optional[str]
         principal=principal,
         fingerprint=key.fingerprint,
         allowed_signers_line=key.allowed_signers_line(principal, namespaces=NAMESPACE),
+        audit=made.audit,
     )
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise FilesystemError(f"cannot remove: {exc.strerror}", where=str(path)) from None

@@ -11,8 +11,10 @@ Every problem is collected, each naming the file it concerns, before deciding:
   wheels and manifest.json);
 * what needs lockship's own parsers: bundle.json and manifest.json against
   their models and each other, each wheel's file name and
-  ``*.dist-info/METADATA`` against its pin, and the fields of that METADATA
-  resolution reads against the digest the bundle's lock recorded for the pin.
+  ``*.dist-info/METADATA`` against its pin, the fields of that METADATA
+  resolution reads against the digest the bundle's lock recorded for the pin,
+  and the dossier (``sbom.cdx.json``, ``audit.json``) against the wheels
+  (:func:`lockship.dossier.dossier_problems`).
 
 A bad signature raises :class:`SignatureError` (its message lists the file
 problems too); otherwise any problem raises :class:`VerificationError`.
@@ -41,6 +43,7 @@ from lockship._install_script import (
     read_bytes,
 )
 from lockship.archive import extract_archive
+from lockship.dossier import dossier_problems
 from lockship.errors import InputError, SignatureError, VerificationError
 from lockship.models import BundleRecord, Manifest
 from lockship.sign import metadata_problems, wheel_problems
@@ -132,6 +135,7 @@ def verify_directory(
             if f.kind in WHEEL_KINDS and f.path in check.verified
         ]
         problems += wheel_problems(root, wheels)
+        problems += dossier_problems(root, manifest, check.verified)
         if isinstance(record, BundleRecord):
             if record.lock_file in check.verified:
                 problems += metadata_problems(root, record)
