@@ -306,12 +306,14 @@ def test_sdist_only_for_target_uses_another_wheels_metadata_and_warns(project, i
     # "compiled" ships an sdist and a Windows wheel only. Building the sdist would need a
     # backend this index does not have, so the lock can only succeed by reading the
     # Windows wheel's metadata (as uv does); fetch would refuse to build it, and says so.
+    # Without --allow-compiled-sdist such an sdist is not locked at all (test_evaluator.py).
     server = index_server()
     server.add(make_wheel(wheel_dir, "compiled", "1.0", tag="cp39-cp39-win_amd64", requires_dist=["gamma"]), upload_time=EARLY)
     server.add(make_sdist(wheel_dir, "compiled", "1.0", requires_dist=["gamma"]), upload_time=EARLY)
     server.add(make_wheel(wheel_dir, "gamma", "1.0"), upload_time=EARLY)
     (project / "requirements.in").write_text("compiled\n")
-    code, _, err = run("lock", "--no-pip-config", "--index-url", server.simple_url, "--target", "linux-cp39")
+    code, _, err = run("lock", "--no-pip-config", "--index-url", server.simple_url, "--target", "linux-cp39",
+                       "--allow-compiled-sdist")
     assert code == 0, err
     assert pins(project / "locks" / "linux-cp39.txt") == {"compiled": "1.0", "gamma": "1.0"}
     assert "compiled 1.0 has no wheel for linux-cp39, only an sdist" in err

@@ -28,7 +28,13 @@ from lockship.lock import LockRequest, TargetResult, gather_inputs, lock
 from lockship.models import format_size, format_timestamp
 from lockship.options import LockConfig, load_tool_config, parse_timestamp
 from lockship.pipconfig import IndexStrategy, load_index_config
-from lockship.targets import Target, make_floors, parse_target
+from lockship.targets import (
+    Target,
+    environment_target,
+    make_floors,
+    parse_target,
+    parse_targets,
+)
 
 if TYPE_CHECKING:
     from lockship.licenses import LicensePolicy
@@ -196,6 +202,16 @@ def lock_command(
     glibc: Optional[str] = typer.Option(None, help="glibc floor of linux targets (default 2.28)."),
     musl: Optional[str] = typer.Option(None, help="musl floor of musllinux targets (default 1.2)."),
     macos: Optional[str] = typer.Option(None, help="macOS floor of macos targets (default 13.0)."),
+    python_version: List[str] = typer.Option(
+        [],
+        help="Full Python version X.Y.Z of the short-name target of that X.Y (default X.Y.0). "
+        "Repeatable, one per X.Y.",
+    ),
+    allow_compiled_sdist: bool = typer.Option(
+        False,
+        "--allow-compiled-sdist",
+        help="Lock an sdist that looks compiled for a foreign target (you build it yourself).",
+    ),
     offline: bool = typer.Option(False, "--offline", help="Resolve from the cache only."),
     refresh: bool = typer.Option(False, "--refresh", help="Re-fetch index pages even if cached."),
     jobs: int = typer.Option(16, "--jobs", "-j", min=1, max=128, help="Parallel requests."),
@@ -214,10 +230,6 @@ def lock_command(
         pyproject = Path("pyproject.toml")
         config = load_tool_config(pyproject) if pyproject.is_file() else None
         cfg = config or LockConfig()
-        specs = target or cfg.targets or ["host"]
-        floors = make_floors(glibc or cfg.glibc, musl or cfg.musl, macos or cfg.macos)
-        targets = tuple(parse_target(spec, floors) for spec in specs)
-        _unique_names(targets)
         # With [tool.lockship] and no requirements listed, the project's own
         # dependencies are the inputs.
         project_inputs = [pyproject] if config is not None else []
@@ -228,6 +240,13 @@ def lock_command(
             all_extras=all_extras or cfg.all_extras,
             groups=group or cfg.groups,
         )
+        specs, pythons = target or cfg.targets, python_version or cfg.python_version
+        if not specs and inputs.python_version:  # a conda environment's python=X.Y[.Z]
+            specs, pythons = environment_target(inputs.python_version, pythons)
+        specs = specs or ["host"]
+        floors = make_floors(glibc or cfg.glibc, musl or cfg.musl, macos or cfg.macos)
+        targets = parse_targets(specs, floors, pythons)
+        _unique_names(targets)
         cutoff = (
             parse_timestamp(exclude_newer, where="--exclude-newer") if exclude_newer
             else cfg.exclude_newer
@@ -243,7 +262,9 @@ def lock_command(
             strategy=index_strategy or cfg.index_strategy,
         )
         binary = {*(only_binary or cfg.only_binary), *file_options.only_binary}
+        compiled_ok = allow_compiled_sdist or cfg.allow_compiled_sdist
         flags = _result_flags(pre or cfg.pre or file_options.pre, sorted(binary), extra, group)
+        flags += ["--allow-compiled-sdist"] if compiled_ok else []
         results = []
         reporter = _LockProgress(quiet or json_output)
         for one in targets:
@@ -255,13 +276,16 @@ def lock_command(
                 exclude_newer=cutoff,
                 pre=pre or cfg.pre or file_options.pre,
                 only_binary=frozenset(_canonical_binary(binary)),
+                allow_compiled_sdist=compiled_ok,
                 upgrade=frozenset([":all:"] if upgrade else upgrade_package),
                 extras=tuple(extra or cfg.extras),
                 groups=tuple(group or cfg.groups),
                 offline=offline,
                 refresh=refresh,
                 jobs=jobs,
-                command=_command(requirement, _spec_for(one, specs), cutoff, flags),
+                command=_command(
+                    requirement, _spec_for(one, specs), cutoff, flags + _python_flag(one)
+                ),
                 check=check,
                 cache_dir=cache_dir,
             )
@@ -296,6 +320,13 @@ def _spec_for(target: Target, specs: list[str]) -> str:
         if spec == target.name or (probed and spec == target.source):
             return spec
     return target.name
+
+
+def _python_flag(target: Target) -> list[str]:
+    """``--python-version`` for the lock's command line, when the short name was given one."""
+    version = target.marker_environment["python_full_version"]
+    given = target.source == "short name" and not version.endswith(".0")
+    return ["--python-version", version] if given else []
 
 
 def _canonical_binary(values: set[str]) -> set[str]:
@@ -480,6 +511,9 @@ def fetch_command(
     glibc: Optional[str] = typer.Option(None, help="glibc floor used when locking."),
     musl: Optional[str] = typer.Option(None, help="musl floor used when locking."),
     macos: Optional[str] = typer.Option(None, help="macOS floor used when locking."),
+    python_version: Optional[str] = typer.Option(
+        None, help="Full Python version X.Y.Z used when locking a short-name target."
+    ),
     index_url: Optional[str] = typer.Option(
         None, "--index-url", "-i", help="Index whose credentials/certificates apply."
     ),
@@ -498,7 +532,9 @@ def fetch_command(
     from lockship.lockfile import lock_paths  # noqa: PLC0415
 
     with _errors(verbose):
-        spec = parse_target(target, make_floors(glibc, musl, macos))
+        (spec,) = parse_targets(
+            [target], make_floors(glibc, musl, macos), [python_version] if python_version else []
+        )
         request = FetchRequest(
             lock_path=lock_file or lock_paths(Path("locks"), spec.name)[1],
             dest=dest or Path("dist") / spec.name,

@@ -6,18 +6,22 @@ index's ``requires-python``) against the target's full Python version, and the
 ``--hash`` values given. Of the usable files, the wheel whose best tag ranks
 highest in the target's ordered tag list wins (then the highest build tag, then
 the first file name); with no such wheel, an sdist (``.tar.gz`` first), unless
-``--only-binary`` excludes it.
+``--only-binary`` excludes it or, for a foreign target, it looks compiled
+(``FileChooser.looks_compiled``; ``--allow-compiled-sdist`` keeps it).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag
 from packaging.utils import NormalizedName
+from packaging.version import Version
 
-from lockship.index import DistFile
+from lockship.index import DistFile, IndexClient
 from lockship.targets import Target
 
 if TYPE_CHECKING:
@@ -29,9 +33,14 @@ __all__ = ["FileChooser", "metadata_donor"]
 class FileChooser:
     """Picks the one file of a version that the target would install."""
 
-    def __init__(self, target: Target, options: ResolveOptions) -> None:
+    def __init__(
+        self, target: Target, options: ResolveOptions, index: Optional[IndexClient] = None
+    ) -> None:
+        """:param index: where the other releases of a project are looked up, to tell
+        whether an sdist looks compiled (see ``looks_compiled``); None skips that test."""
         self.target = target
         self.options = options
+        self.index = index
         self._python = target.python_full_version
 
     def requires_python_ok(self, spec: Optional[str]) -> bool:
@@ -95,7 +104,10 @@ class FileChooser:
             key=lambda d: (not d.filename.endswith(".tar.gz"), d.filename),
         )
         if sdists and not only_binary:
-            return sdists[0], None
+            compiled = self._refuse_compiled(name, files)
+            if compiled is None:
+                return sdists[0], None
+            return None, compiled
         if wheel_tags:
             shown = sorted(set(wheel_tags))
             more = f" and {len(shown) - 6} more" if len(shown) > 6 else ""
@@ -107,6 +119,74 @@ class FileChooser:
         if sdists:
             return None, "only an sdist, and --only-binary excludes sdists"
         return None, "; ".join(sorted(set(reasons))) or "no usable file"
+
+    def _refuse_compiled(self, name: NormalizedName, files: Sequence[DistFile]) -> Optional[str]:
+        """Why an sdist may not stand for its release on this target (None: it may).
+
+        ``lockship fetch`` builds an sdist for a foreign target only when the
+        build gives a pure-Python wheel, so a compiled one would be locked only
+        to be refused later. On ``host`` it builds anything.
+        """
+        if self.target.source == "host" or self.options.allow_compiled_sdist:
+            return None
+        evidence = self.looks_compiled(name, files)
+        if evidence is None:
+            return None
+        return (
+            f"only an sdist, which is most likely compiled ({evidence}), and `lockship fetch` "
+            f"cannot build a compiled sdist for {self.target.name}; "
+            "--allow-compiled-sdist locks it anyway"
+        )
+
+    def looks_compiled(self, name: NormalizedName, files: Sequence[DistFile]) -> Optional[str]:
+        """Evidence that a release's sdist builds a platform wheel, or None.
+
+        The heuristic: take the wheels of this release or, when it has none, of
+        the newest other release that has wheels (the sdist of a release comes
+        out before its wheels, or its wheels were never built for it). The sdist
+        looks compiled when those wheels exist and none is pure (platform tag
+        ``any``). A project with no wheel at all is taken to be pure Python, as
+        fetch then builds it and checks the result.
+        """
+        wheels = [d for d in files if d.is_wheel]
+        where = "its wheels are all platform-specific"
+        if not wheels and self.index is not None:
+            project = self.index.project(name)
+            current = {d.filename for d in files}
+            for version in sorted(project.versions(), reverse=True):
+                others = project.files(version)
+                wheels = [d for d in others if d.is_wheel and d.filename not in current]
+                if wheels:
+                    where = f"the wheels of {name} {version} are all platform-specific"
+                    break
+        tags: list[Tag] = []
+        for dist in wheels:
+            try:
+                tags.extend(dist.wheel_info()[3])
+            except ValueError:
+                continue
+        if not tags or any(tag.platform == "any" for tag in tags):
+            return None
+        return where
+
+    def later_patch(self, name: NormalizedName, files: Sequence[DistFile]) -> Optional[Version]:
+        """The first later patch release of a short-name target's ``X.Y.0`` that gets a file.
+
+        A short name stands for ``X.Y.0``, and Requires-Python such as
+        ``!=3.9.0,!=3.9.1`` (cryptography 44+) excludes that alone. None when the
+        release has a file for ``X.Y.0`` already, or for no patch up to ``X.Y.30``.
+        """
+        python = self._python
+        if self.target.source != "short name" or python.micro != 0:
+            return None
+        if self.choose(name, files, allow_yanked=False, hashes=frozenset())[0] is not None:
+            return None
+        for micro in range(1, 31):
+            later = copy.copy(self)
+            later._python = Version(f"{python.major}.{python.minor}.{micro}")  # noqa: SLF001
+            if later.choose(name, files, allow_yanked=False, hashes=frozenset())[0] is not None:
+                return later._python  # noqa: SLF001
+        return None
 
     def _old_enough(self, dist: DistFile) -> bool:
         uploaded = dist.upload_datetime()

@@ -398,6 +398,33 @@ class IndexClient:
         first_match = self.config.strategy is IndexStrategy.UNSAFE_FIRST_MATCH
         return Project(name, sources, first_match=first_match)
 
+    def project_names(self, max_bytes: int = 64 * 1024 * 1024) -> list[str]:
+        """The project names the first index lists on its root page (for "did you mean").
+
+        Bounded by ``max_bytes`` (PyPI's root page is about 30 MB); empty when
+        there is no index, the page is too large or malformed, or --offline.
+        """
+        if not self.config.indexes or self.http.offline:
+            return []
+        url = self.config.indexes[0].rstrip("/") + "/"
+        try:
+            response = self.http.get(
+                url, headers={"Accept": ACCEPT}, what="the index's project list",
+                max_bytes=max_bytes,
+            )
+            content_type = str(response.headers.get("content-type", "")).split(";")[0].strip()
+            if content_type == "application/vnd.pypi.simple.v1+json":
+                projects = json.loads(response.body).get("projects", [])
+                return [str(p["name"]) for p in projects if isinstance(p, dict) and "name" in p]
+            parser = _AnchorParser()
+            parser.feed(response.body.decode("utf-8", "replace"))
+            return [
+                unquote(str(a.get("href", "")).rstrip("/").rsplit("/", 1)[-1])
+                for a in parser.anchors
+            ]
+        except (NetworkError, ValueError, AttributeError):
+            return []  # suggestions are a courtesy: never a second error
+
     # --- index pages ---------------------------------------------------------
 
     def _index_page(self, index: str, name: NormalizedName) -> Optional[tuple[str, Groups]]:

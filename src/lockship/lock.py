@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Optional, Protocol
@@ -29,6 +29,7 @@ from lockship.errors import InputError, LockshipError
 from lockship.hashing import file_digest
 from lockship.http import HttpClient
 from lockship.index import IndexClient
+from lockship.inputs_conda import is_environment_file, read_environment
 from lockship.lockfile import lock_paths, read_lock, render_requirements, write_lock
 from lockship.metadata import MetadataFetcher
 from lockship.models import (
@@ -86,6 +87,7 @@ class LockRequest:
     exclude_newer: Optional[datetime] = None
     pre: bool = False
     only_binary: frozenset[str] = frozenset()
+    allow_compiled_sdist: bool = False  # lock sdists that look compiled for a foreign target
     upgrade: frozenset[str] = frozenset()
     extras: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
@@ -122,14 +124,17 @@ def gather_inputs(
     groups: Sequence[str] = (),
     base: Path = Path(),
 ) -> Inputs:
-    """Read the requirement inputs; with none given, ``requirements.in`` or ``pyproject.toml``.
+    """Read the requirement inputs; with none given, ``requirements.in``, ``pyproject.toml``
+    or ``requirements.txt`` (the first that exists). ``.yml``/``.yaml`` files are
+    conda environments (``lockship.inputs_conda``).
 
     :param base: directory the default files are looked for in.
     :raises InputError: when there is nothing to read, or a file is malformed.
     """
     files = list(requirement_files)
+    notes: tuple[str, ...] = ()
     if not files:
-        for default in ("requirements.in", "pyproject.toml"):
+        for default in ("requirements.in", "pyproject.toml", "requirements.txt"):
             if (base / default).is_file():
                 files = [base / default]
                 break
@@ -137,10 +142,16 @@ def gather_inputs(
             raise InputError(
                 "no inputs found",
                 where=str(base.resolve()),
-                hint="pass -r requirements.in, or create requirements.in or a pyproject.toml",
+                hint="pass -r requirements.in, or create requirements.in, a pyproject.toml "
+                "or a requirements.txt",
             )
-    parts = []
-    plain = [f for f in files if f.name != "pyproject.toml"]
+        if files[0].name == "requirements.txt":
+            notes = (f"no requirements.in or pyproject.toml: locking {_display(files[0])}",)
+    parts = [Inputs(notes=notes)]
+    parts.extend(
+        read_environment(f, _display(f)) for f in files if is_environment_file(f)
+    )
+    plain = [f for f in files if f.name != "pyproject.toml" and not is_environment_file(f)]
     if plain or constraint_files:
         parts.append(read_requirements(plain, constraints=constraint_files))
     parts.extend(
@@ -162,10 +173,17 @@ def _roots(inputs: Inputs) -> list[Root]:
     roots = []
     for item in inputs.requirements:
         if item.requirement.url:
+            local = item.requirement.url.startswith("file:")
             raise InputError(
                 f"direct URL requirement {item.requirement} cannot be locked by name and hash",
                 where=str(item.source),
-                hint="put the file in a --find-links directory and require it by name",
+                hint=(
+                    "pip freeze writes `name @ file://...` for a package installed from a local "
+                    "file or directory: build its wheel, put it in a --find-links directory and "
+                    f"write {item.requirement.name}==VERSION instead"
+                    if local
+                    else "put the file in a --find-links directory and require it by name"
+                ),
             )
         path = item.source.path
         label = path if path.endswith("pyproject.toml") else f"-r {path}"
@@ -436,6 +454,12 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
     reporter = reporter or _QuietReporter()
     if not request.targets:
         raise InputError("no target given", where="--target", hint="e.g. --target linux-cp39")
+    if request.index_config.constraints:  # pip's ``constraint``: files, as pip reads them
+        pip_constraints = [Path(c) for c in request.index_config.constraints]
+        more = read_requirements([], constraints=pip_constraints)
+        request = replace(request, inputs=merge_inputs(request.inputs, more))
+    for note in request.inputs.notes:
+        reporter.warning(note)
     inputs = _input_files(request)
     settings = _settings(request)
     if request.check:
@@ -481,6 +505,7 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
             exclude_newer=request.exclude_newer,
             pre=request.pre,
             only_binary=_only_binary(request),
+            allow_compiled_sdist=request.allow_compiled_sdist,
             prefer=_previous_pins(toml),
             upgrade=request.upgrade,
             jobs=request.jobs,

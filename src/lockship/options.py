@@ -72,6 +72,8 @@ class LockConfig(BaseModel):
     glibc: Optional[str] = None
     musl: Optional[str] = None
     macos: Optional[str] = None
+    python_version: list[str] = []  # X.Y.Z per short-name target X.Y (--python-version)
+    allow_compiled_sdist: bool = False
     allow_licenses: list[str] = []  # SPDX identifiers; see lockship.licenses
     deny_licenses: list[str] = []
 
@@ -82,6 +84,11 @@ class LockConfig(BaseModel):
 
         where = _kebab(info.field_name or "")
         return [normalize_policy_entry(entry, where=where) for entry in value]
+
+    @field_validator("python_version", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     @field_validator("exclude_newer", mode="before")
     @classmethod

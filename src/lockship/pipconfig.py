@@ -6,7 +6,9 @@ files, the user file, the site file (``sys.prefix``), the file named by
 requirements files, and finally lockship's command line. ``[global]`` is read,
 then ``[install]`` (the section pip uses for resolving). When
 ``PIP_CONFIG_FILE`` names an existing file (``/dev/null`` included), user and
-site files are skipped, exactly as pip does.
+site files are skipped, exactly as pip does. pip's ``constraint`` (a
+space-separated list of files, relative to the current directory) is kept here
+and read as constraints files by ``lockship.lock``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class IndexConfig:
     retries: int = 5
     proxy: Optional[str] = None
     strategy: IndexStrategy = IndexStrategy.FIRST_INDEX
+    constraints: tuple[str, ...] = ()  # pip's ``constraint`` (pip.conf, PIP_CONSTRAINT)
     sources: tuple[str, ...] = field(default=(), compare=False)  # config files read
 
     @property
@@ -99,6 +102,7 @@ def pip_config_files(environ: Mapping[str, str]) -> list[Path]:
 
 _LIST_OPTIONS = {"extra-index-url", "find-links", "trusted-host"}
 _KNOWN = {
+    "constraint",
     "index-url",
     "extra-index-url",
     "find-links",
@@ -224,6 +228,7 @@ def _apply_pip_settings(
         timeout=timeout,
         retries=int(number("retries", config.retries)),
         proxy=text("proxy"),
+        constraints=words("constraint"),
     )
 
 

@@ -55,7 +55,7 @@ from lockship.lockfile import lock_paths
 from lockship.options import LockConfig, key_line, located, read_toml, validation_error
 from lockship.pipconfig import IndexConfig, load_index_config
 from lockship.requirements import IndexOptions
-from lockship.targets import Target, make_floors, parse_target
+from lockship.targets import Target, make_floors, parse_targets
 
 if TYPE_CHECKING:
     from lockship.audit import AuditReport
@@ -195,11 +195,11 @@ class RunReporter(LockReporter, FetchReporter, Protocol):
 def _targets(pipeline: Pipeline) -> list[Target]:
     cfg = pipeline.spec.lock
     floors = make_floors(cfg.glibc, cfg.musl, cfg.macos)
-    out = []
+    specs = []
     for spec in pipeline.spec.lock.targets:
         probe = pipeline.resolve(spec)
-        out.append(parse_target(str(probe) if probe.is_file() else spec, floors))
-    return out
+        specs.append(str(probe) if probe.is_file() else spec)
+    return list(parse_targets(specs, floors, cfg.python_version))
 
 
 def _index_config(pipeline: Pipeline, file_options: IndexOptions) -> IndexConfig:
@@ -263,6 +263,7 @@ def run_pipeline(
                     exclude_newer=cfg.exclude_newer,
                     pre=cfg.pre or inputs.options.pre,
                     only_binary=frozenset([*cfg.only_binary, *inputs.options.only_binary]),
+                    allow_compiled_sdist=cfg.allow_compiled_sdist,
                     upgrade=frozenset([":all:"] if upgrade else []),
                     extras=tuple(cfg.extras),
                     groups=tuple(cfg.groups),

@@ -41,6 +41,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from lockship._compat import tomllib
 from lockship.errors import FilesystemError, InputError
+from lockship.inputs_freeze import editable_note, is_freeze_output
 
 __all__ = [
     "IndexOptions",
@@ -130,6 +131,8 @@ class Inputs:
     constraints: tuple[InputRequirement, ...] = ()
     options: IndexOptions = field(default_factory=IndexOptions)
     files: tuple[Path, ...] = ()
+    notes: tuple[str, ...] = ()  # warnings for the user (skipped lines, out-of-scope parts)
+    python_version: Optional[str] = None  # a conda environment's python=X.Y[.Z]
 
 
 # --------------------------------------------------------------------------
@@ -702,6 +705,8 @@ class _RequirementsReader:
         self._seen: set[tuple[bool, InputRequirement]] = set()
         self._files: dict[str, Path] = {}
         self._options = _OptionsBuilder()
+        self._freeze: set[str] = set()  # files that are `pip freeze` output
+        self._notes: list[str] = []
 
     def inputs(self) -> Inputs:
         return Inputs(
@@ -709,6 +714,7 @@ class _RequirementsReader:
             constraints=tuple(self._constraints),
             options=self._options.build(),
             files=tuple(self._files.values()),
+            notes=tuple(self._notes),
         )
 
     def read_top(self, path: Path, *, constraint: bool) -> None:
@@ -758,6 +764,8 @@ class _RequirementsReader:
         constraint: bool,
         chain: tuple[_Frame, ...],
     ) -> None:
+        if is_freeze_output(text):
+            self._freeze.add(display)
         for number, line in _logical_lines(text, self._environ):
             source = Source(display, number)
             self._line(path, source, line, constraint=constraint, chain=chain)
@@ -776,6 +784,9 @@ class _RequirementsReader:
         options, leftovers = _parse_options(option_text, where)
 
         for option in options:
+            if option.name == "--editable" and source.path in self._freeze:
+                self._notes.append(editable_note(where, f"{option.spelled} {option.value}"))
+                return
             if option.name == "--editable":
                 raise InputError(
                     "editable requirements cannot be locked for another machine: "
@@ -1262,4 +1273,6 @@ def merge_inputs(*parts: Inputs) -> Inputs:
         constraints=tuple(entry for part in parts for entry in part.constraints),
         options=merged,
         files=tuple(files),
+        notes=tuple(note for part in parts for note in part.notes),
+        python_version=next((p.python_version for p in parts if p.python_version), None),
     )

@@ -18,6 +18,7 @@ resolver asks for them.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -66,6 +67,7 @@ class ResolveOptions:
     exclude_newer: Optional[datetime] = None
     pre: bool = False
     only_binary: frozenset[str] = frozenset()  # canonical names, or ":all:"
+    allow_compiled_sdist: bool = False  # see evaluator.looks_compiled
     prefer: Mapping[NormalizedName, Version] = field(default_factory=dict)  # previous pins
     upgrade: frozenset[str] = frozenset()  # names to not prefer, or ":all:"
     jobs: int = 16
@@ -152,7 +154,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self.constraints = constraints
         self.hashes = hashes
         self.prefetch = Prefetcher(pool, self)
-        self.chooser = FileChooser(target, options)
+        self.chooser = FileChooser(target, options, index)
         self.rejections: dict[NormalizedName, dict[Version, str]] = {}
         self.warnings: list[str] = []
         self._lock = threading.Lock()
@@ -488,6 +490,7 @@ def _collect(result: Any, provider: Provider) -> Resolution:
         base = next((c for c in candidates if not c.extras), candidates[0])
         if not base.dist.is_wheel:
             _warn_compiled_sdist(provider, base)
+        _warn_patch_excluded(provider, base)
         extras = sorted({e for c in candidates for e in c.extras})
         deps = sorted(
             {
@@ -516,9 +519,8 @@ def _collect(result: Any, provider: Provider) -> Resolution:
 def _warn_compiled_sdist(provider: Provider, candidate: Candidate) -> None:
     """Say at lock time what fetch will refuse: building a compiled project here."""
     files = provider.index.project(candidate.name).files(candidate.version)
-    wheels = [f for f in files if f.is_wheel]
-    if wheels and not any(f.filename.endswith("-none-any.whl") for f in wheels):
-        target = provider.target
+    target = provider.target
+    if target.source != "host" and provider.chooser.looks_compiled(candidate.name, files):
         provider._warn(  # noqa: SLF001 - same module
             f"{candidate} has no wheel for {target.name}, only an sdist, and its wheels are "
             "all platform-specific: it is most likely compiled, and `lockship fetch` will "
@@ -526,6 +528,26 @@ def _warn_compiled_sdist(provider: Provider, candidate: Candidate) -> None:
             "give the real glibc with --glibc or a probe file, or build it on a machine like "
             "the target and add it with --find-links"
         )
+
+
+def _warn_patch_excluded(provider: Provider, candidate: Candidate) -> None:
+    """Say when a newer release was passed over only because a short name means X.Y.0."""
+    rejected = provider.rejections.get(candidate.name, {})
+    project = provider.index.project(candidate.name)
+    for version in sorted((v for v in rejected if v > candidate.version), reverse=True):
+        if not rejected[version].startswith("requires Python"):
+            continue
+        patch = provider.chooser.later_patch(candidate.name, project.files(version))
+        if patch is None:
+            continue
+        target = provider.target
+        provider._warn(  # noqa: SLF001 - same module
+            f"{candidate.name} {version} {rejected[version]}, so {candidate} was locked: "
+            f"{target.name} stands for Python {target.python_full_version}, and a target on "
+            f"{patch} or later gets {candidate.name} {version}. Pass --python-version with the "
+            f"target's real version (e.g. --python-version {patch}) or use its probe file"
+        )
+        return
 
 
 def _via_order(parent: str) -> tuple[bool, str]:
@@ -550,15 +572,28 @@ def _explain(
             f"{name} {version}: {rejected[version]}"
             for version in sorted(rejected, reverse=True)[:3]
         )
+        if len(rejected) > 3:
+            notes.append(f"{len(rejected) - 3} older versions of {name} were checked too")
         if rejected:
             newest = _newest_fitting(provider, name)
             notes.append(
-                f"newest {name} usable on {target.name}: {newest}"
+                f"newest {name} usable on {target.name}: {', '.join(newest)}"
                 if newest
                 else f"no version of {name} is usable on {target.name}"
             )
         elif not provider.index.project(name).exists:
-            notes.append(f"{name} was not found on any configured index or find-links location")
+            close = difflib.get_close_matches(name, provider.index.project_names(), n=3)
+            notes.append(
+                f"{name} was not found on any configured index or find-links location"
+                + (f" (did you mean {', '.join(close)}?)" if close else "")
+            )
+        else:
+            newest = _newest_fitting(provider, name, count=5)
+            notes.append(
+                f"no version of {name} matches; the newest for {target.name}: {', '.join(newest)}"
+                if newest
+                else f"no version of {name} is usable on {target.name}"
+            )
     unique = list(dict.fromkeys(lines))
     subject = ", ".join(names)
     message = f"cannot satisfy {subject} for {target.name} ({target.description}): " + "; ".join(
@@ -573,13 +608,24 @@ def _hint(notes: list[str]) -> Optional[str]:
     text = " ".join(notes)
     if "requires Python" in text:
         return "pin an older version that supports the target's Python, or choose a newer target"
+    if "most likely compiled" in text:
+        return (
+            "pin a version with a wheel for this target, use a probe file of the real target, "
+            "or build it on a machine like the target and pass --allow-compiled-sdist"
+        )
+    if "did you mean" in text:
+        return "check the spelling of the project name"
+    if "no version of" in text and "matches" in text:
+        return "relax the version specifier to one of the versions listed"
     if "no wheel for" in text:
         return "pin a version with a wheel for this target, or use a probe file of the real target"
     return None
 
 
-def _newest_fitting(provider: Provider, name: NormalizedName) -> Optional[str]:
+def _newest_fitting(provider: Provider, name: NormalizedName, count: int = 1) -> list[str]:
+    """The newest ``count`` versions of ``name`` with a file for the target."""
     project = provider.index.project(name)
+    found: list[str] = []
     for version in sorted(project.versions(), reverse=True):
         if version.is_prerelease and not provider.options.pre:
             continue
@@ -587,5 +633,7 @@ def _newest_fitting(provider: Provider, name: NormalizedName) -> Optional[str]:
             name, project.files(version), allow_yanked=False, hashes=frozenset()
         )
         if dist is not None:
-            return str(version)
-    return None
+            found.append(str(version))
+            if len(found) == count:
+                break
+    return found

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -33,10 +33,12 @@ __all__ = [
     "MARKER_KEYS",
     "Floors",
     "Target",
+    "environment_target",
     "host_target",
     "load_probe_file",
     "make_floors",
     "parse_target",
+    "parse_targets",
     "short_name_examples",
     "short_name_target",
 ]
@@ -190,13 +192,17 @@ def _platform_tags(plat: _Platform, floors: Floors) -> tuple[list[str], str]:
     return [f"win_{plat.arch}"], ""
 
 
-def short_name_target(name: str, floors: Floors = DEFAULT_FLOORS) -> Target:
+def short_name_target(
+    name: str, floors: Floors = DEFAULT_FLOORS, python_version: Optional[str] = None
+) -> Target:
     """Build the target a short name such as ``linux-cp39`` stands for.
 
     The Python version is ``X.Y.0`` (the lowest patch release, as uv assumes),
-    so a lock is valid on every patch release of that minor version.
+    so a lock is valid on every patch release of that minor version, unless
+    ``python_version`` (``--python-version X.Y.Z``) gives the real one.
 
-    :raises InputError: for a name that is not a known short name.
+    :raises InputError: for a name that is not a known short name, or a
+        ``python_version`` that is not ``X.Y.Z`` of the name's ``X.Y``.
     """
     match = _SHORT.match(name)
     plat = _PLATFORMS.get(match.group("plat")) if match else None
@@ -217,6 +223,14 @@ def short_name_target(name: str, floors: Floors = DEFAULT_FLOORS) -> Target:
         *pkgtags.compatible_tags(version, abi, platforms),
     ]
     full = f"{major}.{minor}.0"
+    if python_version is not None:
+        if _minor_of(python_version) != (major, minor):
+            raise InputError(
+                f"--python-version {python_version} is not a CPython {major}.{minor} version",
+                where=name,
+                hint=f"give the full version of the target's Python, e.g. {major}.{minor}.2",
+            )
+        full = python_version
     env = {
         "implementation_name": "cpython",
         "implementation_version": full,
@@ -233,7 +247,7 @@ def short_name_target(name: str, floors: Floors = DEFAULT_FLOORS) -> Target:
     where = f"{plat.system} {plat.machine}" + (f", {plat.kind} {floor}+" if floor else "")
     return Target(
         name=name,
-        description=f"CPython {major}.{minor} on {where}",
+        description=f"CPython {python_version or f'{major}.{minor}'} on {where}",
         marker_environment=env,
         tags=tuple(str(t) for t in tag_list),
         floor=floor or None,
@@ -343,6 +357,73 @@ def parse_target(spec: str, floors: Floors = DEFAULT_FLOORS) -> Target:
     if spec.endswith(".json") or "/" in spec or Path(spec).is_file():
         return load_probe_file(Path(spec))
     return short_name_target(spec, floors)
+
+
+_FULL_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+
+
+def _minor_of(python_version: str) -> tuple[int, int]:
+    match = _FULL_VERSION.match(python_version)
+    if match is None:
+        raise InputError(
+            f"invalid Python version {python_version!r}; expected X.Y.Z such as 3.9.2",
+            where="--python-version",
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_targets(
+    specs: Iterable[str], floors: Floors = DEFAULT_FLOORS, python_versions: Iterable[str] = ()
+) -> tuple[Target, ...]:
+    """``parse_target`` for each spec, each short name with the ``--python-version`` of its X.Y.
+
+    Several values serve a run with several short-name targets (``3.9.2`` for
+    ``linux-cp39``, ``3.12.4`` for ``windows-cp312``); probe files and ``host``
+    carry their own exact version.
+
+    :raises InputError: for two values of one X.Y, or a value no short-name target uses.
+    """
+    by_minor: dict[tuple[int, int], str] = {}
+    for value in python_versions:
+        minor = _minor_of(value)
+        if by_minor.setdefault(minor, value) != value:
+            raise InputError(
+                f"two Python versions for CPython {minor[0]}.{minor[1]}: "
+                f"{by_minor[minor]} and {value}",
+                where="--python-version",
+            )
+    used: set[tuple[int, int]] = set()
+    targets = []
+    for spec in specs:
+        short = _SHORT.match(spec)
+        wanted = (int(short.group("major")), int(short.group("minor"))) if short else None
+        if wanted is not None and wanted in by_minor:
+            used.add(wanted)
+            targets.append(short_name_target(spec, floors, by_minor[wanted]))
+        else:
+            targets.append(parse_target(spec, floors))
+    unused = [value for minor, value in by_minor.items() if minor not in used]
+    if unused:
+        raise InputError(
+            f"--python-version {unused[0]} matches no short-name target",
+            where="--python-version",
+            hint="it sets the patch version of a short name of the same X.Y (linux-cp39 "
+            "with 3.9.2); probe files and 'host' carry their own version",
+        )
+    return tuple(targets)
+
+
+def environment_target(
+    python_version: str, python_versions: Sequence[str] = ()
+) -> tuple[list[str], list[str]]:
+    """(target specs, --python-version values) for a conda environment's ``python=X.Y[.Z]``.
+
+    Conda environments are mostly Linux ones: ``linux-cpXY``, with ``X.Y.Z`` as
+    its Python version when the file gives one and ``--python-version`` does not.
+    """
+    major, minor, *micro = python_version.split(".")
+    pythons = list(python_versions) or ([python_version] if micro else [])
+    return [f"linux-cp{major}{minor}"], pythons
 
 
 def make_floors(
