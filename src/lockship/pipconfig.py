@@ -5,8 +5,8 @@ files, the user file, the site file (``sys.prefix``), the file named by
 ``PIP_CONFIG_FILE``, ``PIP_*`` environment variables, options found in
 requirements files, and finally lockship's command line. ``[global]`` is read,
 then ``[install]`` (the section pip uses for resolving). When
-``PIP_CONFIG_FILE`` names an existing file (``/dev/null`` included), user and
-site files are skipped, exactly as pip does. pip's ``constraint`` (a
+``PIP_CONFIG_FILE`` names an existing file, user and site files are skipped,
+and with ``PIP_CONFIG_FILE=/dev/null`` every file is, exactly as pip does. pip's ``constraint`` (a
 space-separated list of files, relative to the current directory) is kept here
 and read as constraints files by ``lockship.lock``.
 """
@@ -75,7 +75,13 @@ class IndexConfig:
 
 
 def pip_config_files(environ: Mapping[str, str]) -> list[Path]:
-    """pip's configuration files in the order pip loads them (later wins)."""
+    """pip's configuration files in the order pip loads them (later wins).
+
+    None at all when ``PIP_CONFIG_FILE`` is ``os.devnull``: pip then skips the
+    global files too (``Configuration._load_config_files``).
+    """
+    if environ.get("PIP_CONFIG_FILE") == os.devnull:
+        return []
     files: list[Path] = []
     if sys.platform == "win32":  # pragma: no cover - the online side is usually POSIX
         program_data = environ.get("PROGRAMDATA", r"C:\ProgramData")
@@ -95,7 +101,7 @@ def pip_config_files(environ: Mapping[str, str]) -> list[Path]:
         files.append(legacy_user)
         files.extend(user)
         files.append(Path(sys.prefix) / ("pip.ini" if sys.platform == "win32" else "pip.conf"))
-    if env_file and env_file != os.devnull:
+    if env_file:
         files.append(Path(env_file))
     return files
 
