@@ -148,8 +148,8 @@ def test_environment_yml_full_python_version_and_explicit_target(server, project
         ("name: x\n", "lockship: error: environment.yml: no 'dependencies' list\n"),
         ("dependencies: [\n", "lockship: error: environment.yml: invalid YAML: "),
         ("dependencies:\n  - pip:\n    - --index-url https://x\n",
-         "lockship: error: environment.yml:3: pip: entry '--index-url https://x' is not a "
-         "requirement lockship can lock\n"),
+         ("lockship: error: environment.yml:3: pip: entry '--index-url https://x' is not a "
+          "requirement lockship can lock\n")),
         ("dependencies:\n  - a: &a [*a]\n", "lockship: error: environment.yml: no requirements to lock"),
     ],
 )
