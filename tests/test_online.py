@@ -40,6 +40,7 @@ from packaging.tags import sys_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from lockship._compat import tomllib
+from lockship.lockfile import read_lock
 
 pytestmark = pytest.mark.online
 
@@ -385,6 +386,23 @@ def test_foreign_lock_matches_uv(tools, set_name, target):
         assert ours.pins["ipython"].split(".")[0] == ("8" if below_311 else "9")  # 9 needs 3.11
         assert ("uvloop" in ours.pins) == (facts.arch == "x86_64")
         assert "colorama" not in ours.pins  # Windows only
+
+
+@pytest.mark.parametrize(("target", "python"), [("linux-cp39", "3.9.2"), ("linux_aarch64-cp311", "3.11.9")])
+def test_python_version_matches_uv_python_version(tools, target, python):
+    # The same full version on both sides: Requires-Python is decided for X.Y.Z, so
+    # cryptography's "!=3.9.0,!=3.9.1" no longer excludes its newest release on 3.9.2, and
+    # the KNOWN difference of the X.Y.0 comparison above disappears.
+    _, facts = FOREIGN[target]
+    facts = TargetFacts(facts.minor, facts.platform, facts.arch, glibc=28)
+    project = tools.project(f"markers-{target}-{python}", MARKERS)
+    ours = tools.lockship(project, target, "--exclude-newer", EXCLUDE_NEWER, "--python-version", python)
+    assert check_files(tools.last_pylock, lambda f: wheel_fits(f, facts)) == []
+    oracle = tools.uv(project, FLOORS["default"][0].format(arch=facts.arch), python)
+    assert_same_pins_and_hashes(ours, oracle, f"uv --python-version {python}")
+    assert read_lock(tools.last_pylock).target.python_full_version == python
+    if target == "linux-cp39":
+        assert ours.pins["cryptography"].split(".")[0] != "43"  # the X.Y.0 answer
 
 
 @pytest.mark.parametrize("target", ["windows-cp312", "macos_arm64-cp312"])
