@@ -42,6 +42,7 @@ class FileChooser:
         self.options = options
         self.index = index
         self._python = target.python_full_version
+        self._nearest: dict[NormalizedName, Optional[tuple[Version, list[DistFile]]]] = {}
 
     def requires_python_ok(self, spec: Optional[str]) -> bool:
         if not spec:
@@ -150,15 +151,14 @@ class FileChooser:
         """
         wheels = [d for d in files if d.is_wheel]
         where = "its wheels are all platform-specific"
-        if not wheels and self.index is not None:
-            project = self.index.project(name)
-            current = {d.filename for d in files}
-            for version in sorted(project.versions(), reverse=True):
-                others = project.files(version)
-                wheels = [d for d in others if d.is_wheel and d.filename not in current]
-                if wheels:
-                    where = f"the wheels of {name} {version} are all platform-specific"
-                    break
+        if not wheels:
+            if name not in self._nearest:  # the same answer for every wheel-less release
+                self._nearest[name] = self._newest_wheels(name)
+            found = self._nearest[name]
+            if found is None:
+                return None
+            version, wheels = found
+            where = f"the wheels of {name} {version} are all platform-specific"
         tags: list[Tag] = []
         for dist in wheels:
             try:
@@ -168,6 +168,16 @@ class FileChooser:
         if not tags or any(tag.platform == "any" for tag in tags):
             return None
         return where
+
+    def _newest_wheels(self, name: NormalizedName) -> Optional[tuple[Version, list[DistFile]]]:
+        if self.index is None:
+            return None
+        project = self.index.project(name)
+        for version in sorted(project.versions(), reverse=True):
+            wheels = [d for d in project.files(version) if d.is_wheel]
+            if wheels:
+                return version, wheels
+        return None
 
     def later_patch(self, name: NormalizedName, files: Sequence[DistFile]) -> Optional[Version]:
         """The first later patch release of a short-name target's ``X.Y.0`` that gets a file.
