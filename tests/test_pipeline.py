@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli_runner import run
+from lockship.lockfile import read_lock
 from pkgbuild import make_sdist, make_wheel
 
 EARLY = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -211,3 +212,13 @@ def test_pipeline_audit_licences_and_report(project):
     code, out, err = run("run", "pipelines/app.toml")
     assert code == 15
     assert "  app-core 1.0: licence unknown, and allow-licenses is set\n" in err
+
+
+def test_python_version_in_a_pipeline_applies_to_its_short_name_target(project):
+    root, _ = project
+    toml = root / "pipelines" / "app.toml"
+    toml.write_text(toml.read_text().replace("use-pip-config = false\n", 'use-pip-config = false\npython-version = ["3.11.4"]\n'))
+    code, out, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, out + err
+    assert read_lock(root / "locks" / "pylock.linux_aarch64-cp311.toml").target.python_full_version == "3.11.4"
+    assert read_lock(root / "locks" / "pylock.bullseye-amd64.toml").target.python_full_version == "3.9.2"
