@@ -234,3 +234,19 @@ def test_cannot_satisfy_says_older_versions_were_checked(many, project):
         "(target has 3.9.0); newpy 3.0: requires Python >=3.12 (target has 3.9.0); 2 older "
         "versions of newpy were checked too; newest newpy usable on linux-cp39: 0.9\n"
     ) in err
+
+
+def test_fetch_takes_the_python_version_the_lock_was_made_for(crypto, project):
+    (project / "requirements.in").write_text("crypto\n")
+    assert lock(crypto, "--target", "linux-cp39", "--python-version", "3.9.2")[0] == 0
+    code, _, err = run("fetch", "--no-pip-config", "--target", "linux-cp39")
+    assert code == 3, err
+    assert (
+        "this lock was made for linux-cp39 (CPython 3.9.2 on Linux x86_64, manylinux glibc "
+        "2.28+), not for linux-cp39 (CPython 3.9 on Linux x86_64, manylinux glibc 2.28+)\n"
+        "  hint: pass the same --target (and --glibc/--musl/--macos/--python-version) as when "
+        "locking\n"
+    ) in err
+    code, _, err = run("fetch", "--no-pip-config", "--target", "linux-cp39", "--python-version", "3.9.2")
+    assert code == 0, err
+    assert [p.name for p in (project / "dist" / "linux-cp39").rglob("crypto-*")] == ["crypto-50.0-py3-none-any.whl"]

@@ -202,7 +202,8 @@ def _check_target(lock: Lock, target: Target, path: Path) -> None:
             f"this lock was made for {lock.target.name} ({lock.target.description}), "
             f"not for {target.name} ({target.description})",
             where=str(path),
-            hint="pass the same --target (and --glibc/--musl/--macos) as when locking",
+            hint="pass the same --target (and --glibc/--musl/--macos/--python-version) "
+            "as when locking",
         )
 
 
