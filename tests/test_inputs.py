@@ -217,3 +217,11 @@ def test_freeze_file_urls_are_refused_with_a_hint(server, project):
         "file or directory: build its wheel, put it in a --find-links directory and write "
         "mine==VERSION instead\n"
     )
+
+
+def test_input_notes_are_printed_once_for_several_targets(server, project):
+    (project / "requirements.txt").write_text("attrs\n")
+    code, _, err = run("lock", "--index-url", server.simple_url, "--no-pip-config",
+                       "--target", "linux-cp39", "--target", "windows-cp312")
+    assert code == 0, err
+    assert err.count("locking requirements.txt") == 1

@@ -267,6 +267,8 @@ def lock_command(
         flags += ["--allow-compiled-sdist"] if compiled_ok else []
         results = []
         reporter = _LockProgress(quiet or json_output)
+        for note in inputs.notes:  # once per run, not per target
+            reporter.warning(note)
         for one in targets:
             request = LockRequest(
                 inputs=inputs,

@@ -458,8 +458,6 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
         pip_constraints = [Path(c) for c in request.index_config.constraints]
         more = read_requirements([], constraints=pip_constraints)
         request = replace(request, inputs=merge_inputs(request.inputs, more))
-    for note in request.inputs.notes:
-        reporter.warning(note)
     inputs = _input_files(request)
     settings = _settings(request)
     if request.check:

@@ -240,6 +240,9 @@ def run_pipeline(
         base=pipeline.base,
     )
     index_config = _index_config(pipeline, inputs.options)
+    if reporter is not None:
+        for note in inputs.notes:
+            reporter.warning(note)
     key = None if check else _signing_key(pipeline, reporter)
     rows = []
     busy = False
