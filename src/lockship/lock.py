@@ -230,14 +230,23 @@ def _settings(request: LockRequest) -> LockSettings:
     )
 
 
-def _previous_pins(path: Path) -> dict[NormalizedName, Version]:
-    """Pins of an existing lock, preferred on re-lock (pip-compile's behaviour)."""
+def _previous_pins(path: Path, target: Target) -> dict[NormalizedName, Version]:
+    """Pins of an existing lock, preferred on re-lock (pip-compile's behaviour).
+
+    None from a lock made for another environment (a new --python-version or
+    floor): its pins answered a different question.
+    """
     if not path.is_file():
         return {}
     try:
         previous = read_lock(path)
     except InputError:
         return {}  # an unreadable old lock is simply replaced
+    info = _target_info(target)
+    if (previous.target.marker_environment, previous.target.tags_sha256) != (
+        info.marker_environment, info.tags_sha256
+    ):
+        return {}
     # Versions were parsed by packaging.pylock when the lock was read.
     return {NormalizedName(p.name): Version(p.version) for p in previous.packages}
 
@@ -504,7 +513,7 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
             pre=request.pre,
             only_binary=_only_binary(request),
             allow_compiled_sdist=request.allow_compiled_sdist,
-            prefer=_previous_pins(toml),
+            prefer=_previous_pins(toml, target),
             upgrade=request.upgrade,
             jobs=request.jobs,
         )
