@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html.parser
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ ACCEPT = (
     "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
 )
 SDIST_SUFFIXES = (".tar.gz", ".zip")
+_ANCHOR_TEXT = re.compile(r"<a\b[^>]*>\s*([^<\s]+)\s*</a>", re.IGNORECASE)
 _COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps would build one per call
 
 
@@ -416,12 +418,9 @@ class IndexClient:
             if content_type == "application/vnd.pypi.simple.v1+json":
                 projects = json.loads(response.body).get("projects", [])
                 return [str(p["name"]) for p in projects if isinstance(p, dict) and "name" in p]
-            parser = _AnchorParser()
-            parser.feed(response.body.decode("utf-8", "replace"))
-            return [
-                unquote(str(a.get("href", "")).rstrip("/").rsplit("/", 1)[-1])
-                for a in parser.anchors
-            ]
+            # PEP 503: one anchor per project, its text the name. A regex, not
+            # html.parser: PyPI's page has ~900,000 anchors (0.2 s instead of 8 s).
+            return _ANCHOR_TEXT.findall(response.body.decode("utf-8", "replace"))
         except (NetworkError, ValueError, AttributeError):
             return []  # suggestions are a courtesy: never a second error
 

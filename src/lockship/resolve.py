@@ -582,7 +582,7 @@ def _explain(
                 else f"no version of {name} is usable on {target.name}"
             )
         elif not provider.index.project(name).exists:
-            close = difflib.get_close_matches(name, provider.index.project_names(), n=3)
+            close = _close_names(name, provider.index.project_names())
             notes.append(
                 f"{name} was not found on any configured index or find-links location"
                 + (f" (did you mean {', '.join(close)}?)" if close else "")
@@ -602,6 +602,18 @@ def _explain(
     if notes:
         message += ". " + "; ".join(dict.fromkeys(notes))
     return ResolutionError(message, where=target.name, hint=_hint(notes))
+
+
+def _close_names(name: NormalizedName, names: list[str]) -> list[str]:
+    """Up to three index names like ``name`` (difflib), among names of about its length.
+
+    The length window (3 characters either way) keeps PyPI's ~900,000 names
+    to a second of work; a typo rarely changes a name's length more.
+    """
+    near = {
+        canonicalize_name(n) for n in names if abs(len(n) - len(name)) <= 3
+    }
+    return difflib.get_close_matches(name, sorted(near - {name}), n=3)
 
 
 def _hint(notes: list[str]) -> Optional[str]:
