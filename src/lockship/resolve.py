@@ -9,7 +9,8 @@ lockship:
   the target's full Python version;
 - each version is represented by exactly one file: the wheel whose best tag
   ranks highest in the target's ordered tag list (then the highest build
-  tag), else an sdist.
+  tag), else an sdist that fetch can build for the target
+  (``lockship.evaluator``).
 
 A prefetcher walks the dependency graph ahead of the resolver on a thread
 pool, so index pages and metadata are usually in memory by the time the
