@@ -137,9 +137,14 @@ def test_environment_yml_full_python_version_and_explicit_target(server, project
     assert code == 0, err
     assert read_lock(project / "locks" / "pylock.linux-cp39.toml").target.python_full_version == "3.9.2"
     code, _, err = run("lock", "-r", "environment.yml", "--index-url", server.simple_url,
-                       "--no-pip-config", "--target", "windows-cp312")
+                       "--no-pip-config", "--target", "windows-cp39", "--target", "windows-cp312")
     assert code == 0, err
-    assert (project / "locks" / "pylock.windows-cp312.toml").is_file()
+    assert read_lock(project / "locks" / "pylock.windows-cp39.toml").target.python_full_version == "3.9.2"
+    assert read_lock(project / "locks" / "pylock.windows-cp312.toml").target.python_full_version == "3.12.0"
+    code, _, err = run("lock", "-r", "environment.yml", "--index-url", server.simple_url,
+                       "--no-pip-config", "--target", "windows-cp39", "--python-version", "3.9.5")
+    assert code == 0, err
+    assert read_lock(project / "locks" / "pylock.windows-cp39.toml").target.python_full_version == "3.9.5"
 
 
 @pytest.mark.parametrize(

@@ -241,8 +241,8 @@ def lock_command(
             groups=group or cfg.groups,
         )
         specs, pythons = target or cfg.targets, python_version or cfg.python_version
-        if not specs and inputs.python_version:  # a conda environment's python=X.Y[.Z]
-            specs, pythons = environment_target(inputs.python_version, pythons)
+        if inputs.python_version:  # a conda environment's python=X.Y[.Z]
+            specs, pythons = environment_target(inputs.python_version, specs, pythons)
         specs = specs or ["host"]
         floors = make_floors(glibc or cfg.glibc, musl or cfg.musl, macos or cfg.macos)
         targets = parse_targets(specs, floors, pythons)

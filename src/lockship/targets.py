@@ -414,16 +414,21 @@ def parse_targets(
 
 
 def environment_target(
-    python_version: str, python_versions: Sequence[str] = ()
+    python_version: str, specs: Sequence[str], python_versions: Sequence[str]
 ) -> tuple[list[str], list[str]]:
-    """(target specs, --python-version values) for a conda environment's ``python=X.Y[.Z]``.
+    """(target specs, --python-version values) with a conda environment's ``python=X.Y[.Z]``.
 
-    Conda environments are mostly Linux ones: ``linux-cpXY``, with ``X.Y.Z`` as
-    its Python version when the file gives one and ``--python-version`` does not.
+    With no target given, ``linux-cpXY`` (conda environments are mostly Linux
+    ones). A full ``X.Y.Z`` becomes the Python version of the short-name
+    targets of that X.Y, unless ``--python-version`` gives one.
     """
     major, minor, *micro = python_version.split(".")
-    pythons = list(python_versions) or ([python_version] if micro else [])
-    return [f"linux-cp{major}{minor}"], pythons
+    specs = list(specs) or [f"linux-cp{major}{minor}"]
+    same = any(
+        (m := _SHORT.match(spec)) is not None and m.group("minor") == minor for spec in specs
+    )
+    pythons = list(python_versions) or ([python_version] if micro and same else [])
+    return specs, pythons
 
 
 def make_floors(
