@@ -63,7 +63,7 @@ from lockship._install_script import (
     read_text,
     render_sums,
 )
-from lockship._zip import FileRangeReader, dist_info_metadata_chooser, read_member
+from lockship._zip import dist_info_metadata_chooser, local_file, read_member
 from lockship.errors import FilesystemError, InputError, IntegrityError, VerificationError
 from lockship.hashing import file_digest
 from lockship.models import BundleRecord, Manifest, ManifestFile
@@ -142,8 +142,8 @@ def wheel_problems(root: Path, wheels: Iterable[tuple[str, str, str]]) -> list[s
             file_name, file_version, _, _ = parse_wheel_filename(PurePosixPath(path).name)
             pinned = Version(version)
             with (root / path).open("rb") as handle:
-                member, data, _ = read_member(
-                    FileRangeReader(handle), dist_info_metadata_chooser(name, version)
+                member, data = read_member(
+                    local_file(handle), dist_info_metadata_chooser(name, version)
                 )
             raw, _ = parse_email(data)
             meta_name, meta_version = raw.get("name", ""), Version(raw.get("version", ""))
