@@ -42,6 +42,8 @@ WORK = ROOT / ".bench" / "memory"
 def lockship(source: Path | None) -> tuple[list[str], dict[str, str]]:
     """The command prefix and environment that run lockship (from ``source``, if given)."""
     env = clean_env()
+    # This machine sets PYTHONDONTWRITEBYTECODE; an installed lockship has its .pyc files.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if source is not None:
         env["PYTHONPATH"] = str(source)
     return [sys.executable, "-m", "lockship"], env

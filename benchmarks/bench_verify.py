@@ -1,7 +1,8 @@
 """Time ``lockship verify`` against ``sha256sum -c SHA256SUMS`` on the same bundle.
 
-The medium set (benchmarks/sets/medium.in) is locked for linux-cp311, fetched
-and signed once (not timed; the wheels come from ``.bench/memory/cache``, kept
+Each set (default: the medium set, benchmarks/sets/medium.in, and the
+tensorflow set of bench_memory.py) is locked for linux-cp311, fetched and
+signed once (not timed; the wheels come from ``.bench/memory/cache``, kept
 between runs). Then, after one untimed run of each (so both read from the page
 cache), each ``--repeat`` times and interleaved:
 
@@ -14,7 +15,7 @@ cache), each ``--repeat`` times and interleaved:
 - sha256sum: ``sha256sum -c --quiet --strict SHA256SUMS`` in the bundle (GNU
   coreutils, one file after another).
 
-Usage: .venv/bin/python benchmarks/bench_verify.py [--repeat 5] [--no-baseline]
+Usage: .venv/bin/python benchmarks/bench_verify.py [--sets medium,memory] [--repeat 5] [--no-baseline]
 Standard library only; writes benchmarks/RESULTS-verify.md (``--output``).
 """
 
@@ -30,45 +31,60 @@ from bench_lock import HERE, SETS, clean_env, command_line, machine_facts, markd
 from bench_memory import WORK, baseline_source, bundle_steps, make_key, prepare
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", default=str(SETS / "medium.in"))
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--output", default=str(HERE / "RESULTS-verify.md"))
-    args = parser.parse_args(argv)
-    work = WORK.parent / "verify"
+def measure_set(set_path: Path, repeat: int, baseline: Path | None) -> tuple[list[list[str]], str]:
+    """Table rows for one set's bundle, and a description of the bundle."""
+    work = WORK.parent / f"verify-{set_path.stem}"
     key, signers = make_key(WORK / "key")
-    prepare(Path(args.set), work)
-    steps = bundle_steps(Path(args.set), work, WORK / "cache", key, signers, None)
-    for step, command, cwd, env in steps[:3]:  # lock, fetch, sign
+    prepare(set_path, work)
+    steps = bundle_steps(set_path, work, WORK / "cache", key, signers, None)
+    for _, command, cwd, env in steps[:3]:  # lock, fetch, sign
         timed(command, cwd=cwd, env=env)
     bundle = work / "bundle"
-    runs: dict[str, list[float]] = {"lockship verify": []}
     commands = {"lockship verify": steps[3]}
-    if not args.no_baseline:
-        source = baseline_source()
-        base = bundle_steps(Path(args.set), work, WORK / "cache", key, signers, source)[3]
-        runs["lockship verify (baseline)"] = []
-        commands["lockship verify (baseline)"] = base
-    runs["sha256sum -c"] = []
+    if baseline is not None:
+        commands["lockship verify (baseline)"] = bundle_steps(
+            set_path, work, WORK / "cache", key, signers, baseline
+        )[3]
     commands["sha256sum -c"] = (
         "sha256sum", ["sha256sum", "-c", "--quiet", "--strict", "SHA256SUMS"], bundle, clean_env(),
     )
-    for warm_up in (True, *([False] * args.repeat)):
+    runs: dict[str, list[float]] = {label: [] for label in commands}
+    for warm_up in (True, *([False] * repeat)):
         for label, (_, command, cwd, env) in commands.items():
             seconds, _, _ = timed(command, cwd=cwd, env=env)
             if not warm_up:
                 runs[label].append(seconds)
-                print(f"{label:<28} {seconds:6.2f} s", flush=True)
+                print(f"{set_path.stem:<8} {label:<28} {seconds:6.2f} s", flush=True)
     files = [p for p in bundle.rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in files)
+    largest = max(p.stat().st_size for p in files)
     reference = statistics.median(runs["sha256sum -c"])
     rows = [
-        [label, f"{statistics.median(times):.2f}", f"{reference / statistics.median(times):.2f}",
-         " ".join(f"{t:.2f}" for t in times)]
+        [f"`{set_path.name}`", label, f"{statistics.median(times):.2f}",
+         f"{reference / statistics.median(times):.2f}", " ".join(f"{t:.2f}" for t in times)]
         for label, times in runs.items()
     ]  # fmt: skip
+    about = (
+        f"- `{set_path.name}` for linux-cp311: {len(files)} files, {size / 2**20:.0f} MiB, "
+        f"largest {largest / 2**20:.0f} MiB"
+    )
+    return rows, about
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", default="medium,memory")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--output", default=str(HERE / "RESULTS-verify.md"))
+    args = parser.parse_args(argv)
+    baseline = None if args.no_baseline else baseline_source()
+    facts = machine_facts()
+    rows, bundles = [], []
+    for name in args.sets.split(","):
+        set_rows, about = measure_set(SETS / f"{name}.in", args.repeat, baseline)
+        rows += set_rows
+        bundles.append(about)
     cores = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
     lines = [
         "# Verify benchmark",
@@ -76,11 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         f"Produced by `{command_line()}` (median of {args.repeat} interleaved runs after one "
         "untimed run of each, so every file is in the page cache).",
         "",
-        *machine_facts(),
-        f"- bundle: `{Path(args.set).name}` for linux-cp311: {len(files)} files, "
-        f"{size / 2**20:.0f} MiB; {cores} cores",
+        *facts,
+        f"- cores: {cores}; bundles:",
+        *bundles,
         "",
-        markdown_table(["command", "median (s)", "speed-up over sha256sum -c", "runs (s)"], rows),
+        markdown_table(
+            ["bundle", "command", "median (s)", "speed-up over sha256sum -c", "runs (s)"], rows
+        ),
         "",
     ]
     Path(args.output).write_text("\n".join(lines))
