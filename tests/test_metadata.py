@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.metadata import parse_email
 
+from lockship import _zip
 from lockship._zip import BLOCK, RangeFile, dist_info_metadata_chooser, local_file, read_member
 from lockship.metadata import parse_core_metadata, read_headers, read_wheel_metadata
 
@@ -112,3 +113,18 @@ def test_a_central_directory_over_the_read_limit_is_refused(tmp_path):
     data = _wheel_with_metadata_first(tmp_path / "big-1.0-py3-none-any.whl", blob=0, members=3000)
     with pytest.raises(ValueError, match="more than 100000 bytes of the archive"):
         read_member(_remote(data, [], limit=100_000), dist_info_metadata_chooser("big", "1.0"))
+
+
+def test_too_many_members_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(_zip, "MAX_MEMBERS", 100)
+    data = _wheel_with_metadata_first(tmp_path / "big-1.0-py3-none-any.whl", blob=0, members=100)
+    with pytest.raises(ValueError, match=r"implausibly many members \(102\)"):
+        read_member(_remote(data, []), dist_info_metadata_chooser("big", "1.0"))
+
+
+def test_a_metadata_inflating_over_200_fold_is_refused(tmp_path):
+    path = tmp_path / "big-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("big-1.0.dist-info/METADATA", b"Name: big\n" + b"A" * (2 * MiB))
+    with pytest.raises(ValueError, match="a zip bomb"):
+        read_member(_remote(path.read_bytes(), []), dist_info_metadata_chooser("big", "1.0"))
