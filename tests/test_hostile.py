@@ -728,6 +728,28 @@ def test_bad_metadata_skips_the_candidate_with_a_warning(project, index_server, 
     assert pins(project) == {"victim": "1.0"}
 
 
+def test_metadata_at_the_start_of_a_huge_wheel_is_read_in_bounded_memory(project, index_server, victim, tmp_path):
+    """Like tensorflow's, this wheel's METADATA comes first, before 160 MiB of content:
+    lock reads it by range requests without reading (or holding) the rest."""
+    directory = tmp_path / "huge"
+    directory.mkdir()
+    path = directory / "victim-2.0-py3-none-any.whl"
+    block = os.urandom(MiB)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("victim-2.0.dist-info/METADATA", metadata_text("victim", "2.0"))
+        with archive.open("victim/blob.bin", "w", force_zip64=True) as member:
+            for _ in range(160):
+                member.write(block)
+        archive.writestr("victim-2.0.dist-info/RECORD", b"")
+    server = index_server(formats="json", advertise_metadata=False)
+    server.add(victim[0], upload_time=EARLY)
+    server.add(path, upload_time=EARLY)
+    result = cli("lock", "--no-pip-config", "--index-url", server.simple_url, "--target", "host")
+    assert result.code == 0, result.err
+    assert pins(project) == {"victim": "2.0"}
+    assert result.max_rss_kib < 150 * 1024, f"peak RSS {result.max_rss_kib} KiB"
+
+
 # --------------------------------------------------------------------------------------------
 # another project's files
 

@@ -34,6 +34,7 @@ with the standard-library SSHSIG verifier (``lockship/_sshsig_stdlib.py``) and
 
 import argparse
 import collections
+import concurrent.futures
 import errno
 import hashlib
 import json
@@ -75,6 +76,7 @@ EXIT_SIGNATURE = 7
 EXIT_INCOMPATIBLE = 12
 
 BLOCK = 128 * 1024
+HASH_THREADS = min(8, (os.cpu_count() or 1) + 1)  # bounded: each holds one BLOCK
 # Names lockship writes into a bundle: wheel file names, pylock.<target>.toml, ...
 # Anything else (spaces, control characters, "..") is refused, never interpreted.
 SAFE_PATH = re.compile(r"[A-Za-z0-9_+!-][A-Za-z0-9._+!-]*(/[A-Za-z0-9_+!-][A-Za-z0-9._+!-]*)*")
@@ -326,11 +328,17 @@ def check_bundle(root: str) -> BundleCheck:
         return BundleCheck(problems, {})
     on_disk = set(files)
     actual = {}  # type: Dict[str, Tuple[str, int]]
-    for path in sorted(set(sums) & on_disk):
-        try:
-            actual[path] = sha256_file(os.path.join(root, *path.split("/")))
-        except OSError as exc:
-            problems.append(f"{path}: unreadable: {exc.strerror}")
+    # hashlib releases the GIL while it hashes a block: a few threads hash files at once.
+    with concurrent.futures.ThreadPoolExecutor(HASH_THREADS) as pool:
+        hashing = [
+            (path, pool.submit(sha256_file, os.path.join(root, *path.split("/"))))
+            for path in sorted(set(sums) & on_disk)
+        ]
+        for path, future in hashing:
+            try:
+                actual[path] = future.result()
+            except OSError as exc:
+                problems.append(f"{path}: unreadable: {exc.strerror}")
     verified = {path: size for path, (sha256, size) in actual.items() if sha256 == sums[path]}
     manifest = load_json(root, MANIFEST, problems) if MANIFEST in verified else {}
     record = load_json(root, RECORD, problems) if RECORD in verified else {}

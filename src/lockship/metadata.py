@@ -3,9 +3,11 @@
 For a wheel, in order: the cache (keyed by the file's sha256, so an entry is
 valid forever), the PEP 658 ``.metadata`` file when the index advertises one
 (checked against the advertised hash), then ``*.dist-info/METADATA`` read out
-of the remote wheel with HTTP Range requests (usually one request: the zip's
-central directory and the dist-info files are at the end), and only when the
-server ignores Range, a full verified download into the file cache.
+of the remote wheel by :mod:`zipfile` over HTTP Range requests
+(:class:`lockship._zip.RangeFile`: the file's tail, where the central directory
+is, then one request for the member unless the tail holds it, wherever it
+sits), and only when the server ignores Range, a full verified download into
+the file cache.
 
 For an sdist: its PKG-INFO when PEP 643 makes it static, otherwise the
 METADATA of a wheel built from it in an isolated environment.
@@ -27,12 +29,7 @@ from packaging.version import InvalidVersion, Version
 
 from lockship._memo import Memo
 from lockship._urls import redact_url, url_to_path
-from lockship._zip import (
-    METADATA_SUFFIX,
-    FileRangeReader,
-    dist_info_metadata_chooser,
-    read_member,
-)
+from lockship._zip import BLOCK, RangeFile, dist_info_metadata_chooser, local_file, read_member
 from lockship.cache import Cache
 from lockship.download import download_to_cache
 from lockship.errors import BuildError, HashMismatchError, IntegrityError, NetworkError
@@ -146,11 +143,8 @@ def read_wheel_metadata(path: Path, filename: str) -> bytes:
     try:
         name, version, _, _ = parse_wheel_filename(filename)
         with path.open("rb") as handle:
-            _, data, _ = read_member(
-                FileRangeReader(handle),
-                dist_info_metadata_chooser(name, str(version)),
-                suffix=METADATA_SUFFIX,
-            )
+            chooser = dist_info_metadata_chooser(name, str(version))
+            _, data = read_member(local_file(handle), chooser)
     except ValueError as exc:  # InvalidWheelFilename included
         raise MetadataError(f"cannot read the wheel's METADATA: {exc}", where=filename) from None
     return data
@@ -161,7 +155,7 @@ class RangeNotSupportedError(Exception):
 
 
 class HttpRangeReader:
-    """RangeReader over HTTP Range requests."""
+    """Byte ranges of a remote file through HTTP Range requests."""
 
     def __init__(self, http: HttpClient, url: str, *, what: str, size: Optional[int]) -> None:
         self.http = http
@@ -199,6 +193,11 @@ class HttpRangeReader:
             msg = "short range response"
             raise ValueError(msg)
         return data
+
+    def open(self) -> RangeFile:
+        """The remote file as a seekable file; its tail (where the zip directory is) is read."""
+        tail, size = self.tail(BLOCK)
+        return RangeFile(self.read, size, prefetched={size - len(tail): tail})
 
 
 def _content_range_total(value: str) -> int:
@@ -294,7 +293,7 @@ class MetadataFetcher:
             return read_wheel_metadata(Path(url_to_path(dist.url)), dist.filename)
         try:
             reader = HttpRangeReader(self.http, dist.url, what=dist.filename, size=dist.size)
-            _, data, _ = read_member(reader, self._chooser(dist), suffix=METADATA_SUFFIX)
+            _, data = read_member(reader.open(), self._chooser(dist))
         except RangeNotSupportedError:
             pass  # the server sends whole files only: download it (verified) below
         except ValueError as exc:

@@ -26,6 +26,7 @@ is written or printed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -63,7 +64,7 @@ from lockship._install_script import (
     read_text,
     render_sums,
 )
-from lockship._zip import FileRangeReader, dist_info_metadata_chooser, read_member
+from lockship._zip import dist_info_metadata_chooser, local_file, read_member
 from lockship.errors import FilesystemError, InputError, IntegrityError, VerificationError
 from lockship.hashing import file_digest
 from lockship.models import BundleRecord, Manifest, ManifestFile
@@ -131,6 +132,28 @@ def read_record(bundle: Path) -> BundleRecord:
         raise InputError(f"{first['msg']} at '{location}'", where=str(path)) from None
 
 
+def _pinned_metadata(path: Path, name: str, version: str) -> tuple[str, bytes]:
+    """The pinned wheel's ``*.dist-info/METADATA``: (member name, bytes).
+
+    ``wheel_problems`` and ``metadata_problems`` both need it; reading a big
+    wheel's central directory takes a while (tensorflow lists 24,000 files), so
+    the bytes are kept while the file is unchanged (same inode, size, mtime).
+
+    :raises OSError, ValueError: when the file is unreadable or no sound wheel.
+    """
+    stat = path.stat()
+    identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return _pinned_metadata_cached(path, identity, name, version)
+
+
+@functools.lru_cache(maxsize=64)
+def _pinned_metadata_cached(
+    path: Path, _identity: tuple[int, int, int], name: str, version: str
+) -> tuple[str, bytes]:
+    with path.open("rb") as handle:
+        return read_member(local_file(handle), dist_info_metadata_chooser(name, version))
+
+
 def wheel_problems(root: Path, wheels: Iterable[tuple[str, str, str]]) -> list[str]:
     """Problems of wheels whose file name or own METADATA disagree with their pin.
 
@@ -141,10 +164,7 @@ def wheel_problems(root: Path, wheels: Iterable[tuple[str, str, str]]) -> list[s
         try:
             file_name, file_version, _, _ = parse_wheel_filename(PurePosixPath(path).name)
             pinned = Version(version)
-            with (root / path).open("rb") as handle:
-                member, data, _ = read_member(
-                    FileRangeReader(handle), dist_info_metadata_chooser(name, version)
-                )
+            member, data = _pinned_metadata(root / path, name, version)
             raw, _ = parse_email(data)
             meta_name, meta_version = raw.get("name", ""), Version(raw.get("version", ""))
         except (InvalidWheelFilename, InvalidVersion, OSError, ValueError) as exc:
@@ -167,7 +187,7 @@ def metadata_problems(root: Path, record: BundleRecord) -> list[str]:
     is left to ``wheel_problems``.
     """
     from lockship.lockfile import read_lock  # noqa: PLC0415 - metadata pulls in the HTTP stack
-    from lockship.metadata import parse_core_metadata, read_wheel_metadata  # noqa: PLC0415
+    from lockship.metadata import parse_core_metadata  # noqa: PLC0415
 
     try:
         lock = read_lock(root / record.lock_file)
@@ -180,11 +200,9 @@ def metadata_problems(root: Path, record: BundleRecord) -> list[str]:
         if digest is None:  # --include-self: lockship's own lock is not in the bundle
             continue
         try:
-            meta = parse_core_metadata(
-                read_wheel_metadata(root / item.path, PurePosixPath(item.path).name),
-                where=item.path,
-            )
-        except (IntegrityError, OSError):
+            _, data = _pinned_metadata(root / item.path, item.name, item.version)
+            meta = parse_core_metadata(data, where=item.path)
+        except (IntegrityError, OSError, ValueError):
             continue  # unreadable: wheel_problems says so
         if (meta.name, str(meta.version)) == (canonicalize_name(item.name), item.version) and (
             meta.sha256 != digest
