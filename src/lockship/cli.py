@@ -32,6 +32,7 @@ from lockship.targets import Target, make_floors, parse_target
 
 if TYPE_CHECKING:
     from lockship.licenses import LicensePolicy
+    from lockship.models import Manifest
 
 app = typer.Typer(
     add_completion=False,
@@ -572,6 +573,21 @@ def sign_command(
     allow_advisories: bool = typer.Option(
         False, "--allow-advisories", help="Sign even if the audit finds advisories (recorded)."
     ),
+    series: Optional[str] = typer.Option(
+        None, "--series", help="The stream of bundles this one belongs to (default: the target)."
+    ),
+    sequence: Optional[int] = typer.Option(
+        None, "--sequence", min=1, help="Sequence number (default: the last one of the series + 1)."
+    ),
+    expires: Optional[str] = typer.Option(
+        None, "--expires", help="Refuse installing after: 30d, 12h, YYYY-MM-DD or a UTC time."
+    ),
+    signed_at: Optional[str] = typer.Option(
+        None,
+        "--signed-at",
+        metavar="TIME",
+        help="Signing time, YYYY-MM-DDTHH:MM:SSZ (default: $SOURCE_DATE_EPOCH, else now).",
+    ),
     cache_dir: Optional[Path] = CACHE_DIR,
     quiet: bool = QUIET,
     verbose: bool = VERBOSE,
@@ -587,10 +603,16 @@ def sign_command(
     from lockship.archive import archive_mtime, write_archive  # noqa: PLC0415
     from lockship.audit import parse_ignores  # noqa: PLC0415
     from lockship.dossier import DossierOptions  # noqa: PLC0415
-    from lockship.sign import sign_bundle  # noqa: PLC0415
+    from lockship.sign import Freshness, parse_time, sign_bundle  # noqa: PLC0415
     from lockship.sshsig import load_signing_key, read_passphrase  # noqa: PLC0415
 
     with _errors(verbose):
+        freshness = Freshness(
+            series=series,
+            sequence=sequence,
+            signed_at=parse_time(signed_at, where="--signed-at") if signed_at else None,
+            expires=expires,
+        )
         options = DossierOptions(
             db=db,
             ignores=parse_ignores(ignore),
@@ -603,6 +625,7 @@ def sign_command(
             load_signing_key(key, read_passphrase(passphrase_file)),
             identity=identity,
             dossier=options,
+            freshness=freshness,
         )
         written = list(result.written)
         if archive or archive_dir is not None:
@@ -618,12 +641,23 @@ def sign_command(
         from lockship.audit import headline  # noqa: PLC0415
 
         err.print(f"audit: {headline(result.audit)}", markup=False)
+    err.print(_freshness(result.manifest), markup=False)
     err.print(
         f"signed {result.files} files as {result.principal} with key {result.fingerprint}; "
         "allowed_signers line for the reviewer:",
         markup=False,
     )
     typer.echo(result.allowed_signers_line)
+
+
+def _freshness(manifest: Manifest) -> str:
+    """``series host, sequence 3, signed 2026-...Z, expires never`` (sign and verify)."""
+    signed = format_timestamp(manifest.signed_at) if manifest.signed_at else "at an unknown time"
+    expires = format_timestamp(manifest.expires) if manifest.expires else "never"
+    return (
+        f"series {manifest.series or '(none)'}, sequence {manifest.sequence}, "
+        f"signed {signed}, expires {expires}"
+    )
 
 
 @app.command("verify")
