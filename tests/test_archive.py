@@ -25,7 +25,10 @@ def signed(tmp_path: Path, keys: Keys) -> Path:
     return bundle
 
 
-def test_archive_is_byte_identical_on_rebuild(tmp_path: Path, keys: Keys) -> None:
+def test_archive_is_byte_identical_on_rebuild(
+    tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764547200")  # signed_at: the same signing time
     archives = []
     for run_dir in ("one", "two"):
         bundle = make_bundle(tmp_path / run_dir)

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, List, NoReturn, Optional
+from typing import TYPE_CHECKING, List, NoReturn, Optional, Union
 
 import typer
 from rich.console import Console
@@ -33,6 +33,7 @@ from lockship.targets import Target, make_floors, parse_target
 if TYPE_CHECKING:
     from lockship.licenses import LicensePolicy
     from lockship.models import Manifest
+    from lockship.verify import VerifyReport
 
 app = typer.Typer(
     add_completion=False,
@@ -546,7 +547,9 @@ ALLOWED_SIGNERS = typer.Option(
     help="allowed_signers file from the reviewer, through a separate channel (never the bundle's).",
 )
 IDENTITY = typer.Option(
-    None, "--identity", help="Principal the signer must be listed as (default: any listed)."
+    None,
+    "--identity",
+    help="Principal the signer must be listed as (needed unless allowed_signers lists one).",
 )
 
 
@@ -650,13 +653,13 @@ def sign_command(
     typer.echo(result.allowed_signers_line)
 
 
-def _freshness(manifest: Manifest) -> str:
+def _freshness(signed: Union[Manifest, VerifyReport]) -> str:
     """``series host, sequence 3, signed 2026-...Z, expires never`` (sign and verify)."""
-    signed = format_timestamp(manifest.signed_at) if manifest.signed_at else "at an unknown time"
-    expires = format_timestamp(manifest.expires) if manifest.expires else "never"
+    when = format_timestamp(signed.signed_at) if signed.signed_at else "at an unknown time"
+    expires = format_timestamp(signed.expires) if signed.expires else "never"
     return (
-        f"series {manifest.series or '(none)'}, sequence {manifest.sequence}, "
-        f"signed {signed}, expires {expires}"
+        f"series {signed.series or '(none)'}, sequence {signed.sequence}, "
+        f"signed {when}, expires {expires}"
     )
 
 
@@ -668,7 +671,11 @@ def verify_command(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     verbose: bool = VERBOSE,
 ) -> None:
-    """Check the signature and every file of a signed bundle. Exit 6: files; 7: signature."""
+    """Check the signature and every file of a signed bundle, and that it has not expired.
+
+    Exit 6: files; 7: signature, or --identity needed; 14: expired. Without
+    --identity, allowed_signers must list exactly one principal.
+    """
     from dataclasses import asdict  # noqa: PLC0415
 
     from lockship.errors import SignatureError, VerificationError  # noqa: PLC0415
@@ -688,12 +695,13 @@ def verify_command(
                 typer.echo(json.dumps(failure, indent=2, sort_keys=True))
             raise
     if json_output:
-        typer.echo(json.dumps({"ok": True, **asdict(report)}, indent=2, sort_keys=True))
+        document = {"ok": True, **asdict(report)}
+        typer.echo(json.dumps(document, indent=2, sort_keys=True, default=format_timestamp))
         return
     typer.echo(
         f"OK: {report.bundle}: {report.files} files ({report.bytes} bytes), "
         f"{report.packages} packages for {report.target}, signed by {report.principal} "
-        f"(key {report.fingerprint}, {report.allowed_by})"
+        f"(key {report.fingerprint}, {report.allowed_by}); {_freshness(report)}"
     )
 
 
