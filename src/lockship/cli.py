@@ -775,7 +775,9 @@ def publish_command(
         help="allowed_signers file from the reviewer, through a separate channel.",
     ),
     identity: Optional[str] = typer.Option(
-        None, "--identity", metavar="ID", help="Principal the signer must be listed as."
+        None, "--identity",
+        metavar="ID",
+        help="Principal the signer must be listed as (needed unless allowed_signers lists one).",
     ),
     prune: bool = typer.Option(
         False,

@@ -78,7 +78,8 @@ from lockship.lockfile import read_lock
 from lockship.metadata import parse_core_metadata
 from lockship.models import Manifest, format_timestamp
 from lockship.sign import read_record
-from lockship.verify import verify_bundle
+from lockship.sshsig import load_allowed_signers
+from lockship.verify import resolve_identity, verify_bundle
 
 if TYPE_CHECKING:
     import jinja2
@@ -766,15 +767,18 @@ def _stage_all(
 ) -> list[StagedBundle]:
     if not request.bundles:
         return []
-    if request.allowed_signers is None or not request.identity:
+    if request.allowed_signers is None:
         raise InputError(
-            "publishing a bundle needs --allowed-signers and --identity",
+            "publishing a bundle needs --allowed-signers (and --identity, unless the file "
+            "lists one principal)",
             where="lockship publish",
         )
+    # Before anything is copied: with an organisation-wide allowed_signers, any
+    # listed key would do unless the principal is named (lockship.verify).
+    identity = resolve_identity(load_allowed_signers(request.allowed_signers), request.identity)
     return [
         stage_bundle(
-            path, workdir, allowed_signers=request.allowed_signers, identity=request.identity,
-            now=now,
+            path, workdir, allowed_signers=request.allowed_signers, identity=identity, now=now,
         )
         for path in request.bundles
     ]
