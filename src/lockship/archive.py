@@ -202,8 +202,7 @@ def _count_entries(archive: Path) -> int:
             if padded != size:
                 handle.seek(offset + _BLOCK + size)
                 if handle.read(padded - size).count(0) != padded - size:
-                    raise InputError(
-                        f"non-zero padding after the member at byte {offset}")
+                    raise _LayoutError(f"non-zero padding after the member at byte {offset}")
             handle.seek(end)
             offset = end
         # The end of the archive: a second zero block, then only zeros (record padding).
