@@ -558,9 +558,14 @@ def sign_bundle(
         unnumbered = _manifest(record, digests, made.files).model_copy(
             update={"series": series, "signed_at": signed_at, "expires": expires}
         )
-        streams = _read_sequences(counters)
         body = hashlib.sha256(to_json(unnumbered).encode()).hexdigest()
-        sequence = freshness.sequence or _next_sequence(streams, stream, body)
+        try:
+            streams: Optional[dict[str, dict[str, object]]] = _read_sequences(counters)
+        except InputError:
+            if freshness.sequence is None:
+                raise
+            streams = None  # --sequence needs no counter; a damaged one is left alone
+        sequence = freshness.sequence or _next_sequence(streams or {}, stream, body)
         manifest = unnumbered.model_copy(update={"sequence": sequence})
         texts[MANIFEST] = to_json(manifest).encode()
         digests[MANIFEST] = _digest(texts[MANIFEST])
@@ -574,9 +579,9 @@ def sign_bundle(
                 atomic_write_bytes(bundle / name, texts[name])
             else:  # audit.json of an earlier signing with a database
                 _remove(bundle / name)
-        last = streams.get(stream, {}).get("sequence", 0)
+        last = (streams or {}).get(stream, {}).get("sequence", 0)
         assert isinstance(last, int)  # noqa: S101 - checked by _read_sequences
-        if sequence >= last:
+        if streams is not None and sequence >= last:
             streams[stream] = {"sequence": sequence, "manifest": body}
             document = {"format": 1, "streams": streams}
             text = json.dumps(document, indent=2, sort_keys=True) + "\n"

@@ -362,7 +362,7 @@ def verify_directory(
             ]
     if problems or not isinstance(manifest, Manifest):
         raise VerificationError(problems, where=where)
-    moment = now or datetime.now(tz=timezone.utc)
+    moment = (now or datetime.now(tz=timezone.utc)).replace(microsecond=0)
     if manifest.expires is not None and manifest.expires <= moment:
         raise FreshnessError(
             f"expired at {format_timestamp(manifest.expires)} (series {manifest.series}, "
