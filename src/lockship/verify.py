@@ -84,9 +84,9 @@ __all__ = [
 ]
 
 MAX_DEPTH = 8  # directories below the bundle (lockship makes one: wheels/)
-MAX_ENTRIES = 100_000  # files and directories
+MAX_ENTRIES = 20_000  # files and directories
 MAX_SUMS_LINES = MAX_ENTRIES
-MAX_SUMS_LINE = 64 + 2 + 1024  # "<sha256>  <path>"
+MAX_SUMS_LINE = 64 + 2 + 512  # "<sha256>  <path>"; a wheel's file name is under 256
 _MAX_SIGNATURE = 64 * 1024  # an armored SSHSIG is under 1 KiB
 _MAX_SUMS = MAX_SUMS_LINES * (MAX_SUMS_LINE + 1)
 _MAX_JSON = 64 * 1024 * 1024
