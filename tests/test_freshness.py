@@ -197,3 +197,17 @@ def test_diff_shows_both_sides_and_flags_a_bundle_that_is_not_newer(
     # The same bundle on both sides (replay): an equal sequence is not newer either.
     code, document = _diff(old, old)
     assert code == 11
+
+
+def test_report_shows_an_expired_bundle_as_a_red_flag(tmp_path: Path, keys: Keys) -> None:
+    bundle = make_bundle(tmp_path)
+    sign(bundle, keys, "--signed-at", "2020-01-01T00:00:00Z", "--expires", "2020-02-01")
+    code, out, err = run(
+        "report", str(bundle), "--format", "json", "--allowed-signers", str(keys.allowed)
+    )
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["signature"]["state"] == "invalid"
+    flags = [f for f in document["red_flags"] if f["kind"] == "freshness"]
+    assert len(flags) == 1
+    assert flags[0]["detail"].startswith("expired at 2020-02-01T00:00:00Z (series host, sequence 1")
