@@ -48,7 +48,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 from urllib.parse import quote
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
@@ -310,11 +310,6 @@ def _extract_metadata(
     return digest, writer.size, requires_python
 
 
-def _optional(model: BaseModel, name: str) -> Any:
-    """A signed manifest field that older bundles lack (signed_at, sequence, ...)."""
-    return getattr(model, name, None)
-
-
 def stage_bundle(
     source: Path,
     workdir: Path,
@@ -386,10 +381,10 @@ def stage_bundle(
         target=report.target,
         signer=report.principal,
         key=report.fingerprint,
-        series=_optional(manifest, "series"),
-        sequence=_optional(manifest, "sequence"),
-        signed_at=_optional(manifest, "signed_at"),
-        expires=_optional(manifest, "expires"),
+        series=manifest.series,
+        sequence=manifest.sequence or None,  # 0: signed before sequences were recorded
+        signed_at=manifest.signed_at,
+        expires=manifest.expires,
         lock_fingerprint=manifest.lock_fingerprint,
         exclude_newer=manifest.exclude_newer,
         published_at=now,
