@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -211,3 +211,33 @@ def test_pipeline_audit_licences_and_report(project):
     code, out, err = run("run", "pipelines/app.toml")
     assert code == 15
     assert "  app-core 1.0: licence unknown, and allow-licenses is set\n" in err
+
+
+def test_sign_series_and_expires_and_an_expired_bundle_is_signed_again(project):
+    root, _ = project
+    toml = root / "pipelines" / "app.toml"
+    toml.write_text(toml.read_text() + 'series = "app-prod"\nexpires = "30d"\n')
+    code, out, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    manifest = root / "dist" / "bullseye-amd64" / "manifest.json"
+    first = json.loads(manifest.read_text())
+    assert (first["series"], first["sequence"]) == ("app-prod", 1)
+    signed = datetime.fromisoformat(first["signed_at"].replace("Z", "+00:00"))
+    expires = datetime.fromisoformat(first["expires"].replace("Z", "+00:00"))
+    assert expires - signed == timedelta(days=30)
+    # still fresh: kept as it is
+    code, out, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    assert all("signature current" in r["status"] for r in rows(out).values())
+    # expired (signed by hand long ago, same key and series): the next run signs it again
+    bundle = root / "dist" / "bullseye-amd64"
+    code, _, err = run("sign", str(bundle), "--key", str(root / "keys" / "release"), "-q",
+                       "--series", "app-prod", "--signed-at", "2020-01-01T00:00:00Z",
+                       "--expires", "30d")
+    assert code == 0, err
+    code, out, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    assert ", signed, " in rows(out)["bullseye-amd64"]["status"]
+    assert "signature current" in rows(out)["linux_aarch64-cp311"]["status"]
+    again = json.loads(manifest.read_text())
+    assert again["sequence"] == 3 and again["signed_at"] > "2020-02"

@@ -43,6 +43,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Optional, Protocol
 
@@ -404,9 +405,10 @@ def _sign(
         signers = sshsig.parse_allowed_signers(line, source="the configured key")
         try:
             sshsig.verify(sums.read_bytes(), signature.read_text(), signers, identity=identity)
-        except (SignatureError, InputError, OSError):
-            pass
-        else:
+            fresh = _still_fresh(bundle, freshness)
+        except (SignatureError, InputError, OSError, ValueError):
+            fresh = False
+        if fresh:
             dossier = make_dossier(bundle, options)
             on_disk = {
                 name: (bundle / name).read_bytes()
@@ -417,6 +419,20 @@ def _sign(
                 return "signature current" + _audited(dossier.audit)
     result = sign_bundle(bundle, key, identity=identity, dossier=options, freshness=freshness)
     return "signed" + _audited(result.audit)
+
+
+def _still_fresh(bundle: Path, freshness: Freshness) -> bool:
+    """Whether the signed manifest is of the configured series and has not expired.
+
+    An expired bundle is signed again, so re-running a pipeline refreshes it.
+    """
+    from lockship.models import Manifest  # noqa: PLC0415
+
+    manifest = Manifest.model_validate_json((bundle / "manifest.json").read_bytes())
+    expires = manifest.expires
+    return manifest.series == freshness.series and (
+        expires is None or expires > datetime.now(tz=timezone.utc)
+    )
 
 
 def _audited(report: Optional[AuditReport]) -> str:
