@@ -97,6 +97,7 @@ _MAX_REQUIREMENTS = 4 * 1024 * 1024
 _LONG_SPACE = re.compile(r"[ \t\f\v\r]{65}")
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_INNERMOST = re.compile(rb"\[\]|\{\}")
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,7 @@ def _json_too_deep(data: bytes) -> bool:
     for _ in range(_MAX_JSON_DEPTH):
         if not brackets:
             return False
-        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        brackets = _INNERMOST.sub(b"", brackets)  # one level: pairs there before this pass
     return bool(brackets)
 
 
