@@ -25,7 +25,10 @@ def signed(tmp_path: Path, keys: Keys) -> Path:
     return bundle
 
 
-def test_archive_is_byte_identical_on_rebuild(tmp_path: Path, keys: Keys) -> None:
+def test_archive_is_byte_identical_on_rebuild(
+    tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764547200")  # signed_at: the same signing time
     archives = []
     for run_dir in ("one", "two"):
         bundle = make_bundle(tmp_path / run_dir)
@@ -199,3 +202,129 @@ def test_not_a_tar_file(tmp_path: Path, keys: Keys) -> None:
     code, _, err = verify(junk, keys)
     assert code == 3
     assert err.startswith(f"lockship: error: {junk}: not a readable tar archive")
+
+
+# --- archives that mean different things to different readers (issue 9) ------------------
+# Python's tarfile stops silently at a header it cannot read (or at the first zero block);
+# GNU tar skips a bad header and goes on, and with -i reads past the end-of-archive
+# blocks. Each archive below holds a member GNU tar lists and tarfile does not see.
+
+GNU_TAR = "/usr/bin/tar"
+needs_gnu_tar = pytest.mark.skipif(
+    not Path(GNU_TAR).exists()
+    or b"GNU tar" not in subprocess.run([GNU_TAR, "--version"], capture_output=True).stdout,
+    reason="needs GNU tar",
+)
+
+
+def _member(name: str, payload: bytes) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(payload), 0o644
+    return info.tobuf(tarfile.PAX_FORMAT) + payload + bytes(-len(payload) % 512)
+
+
+def _end_of_members(data: bytes) -> int:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        last = tar.getmembers()[-1]
+    return last.offset_data + -(-last.size // 512) * 512
+
+
+def _tarfile_names(path: Path) -> list[str]:
+    with tarfile.open(path) as tar:
+        return tar.getnames()
+
+
+def _gnu_names(path: Path, *flags: str) -> list[str]:
+    proc = subprocess.run([GNU_TAR, *flags, "-tf", str(path)], capture_output=True, text=True)
+    return proc.stdout.splitlines()
+
+
+def _bad_header_then_member(data: bytes, end: int) -> bytes:
+    header = bytearray(_member("host/junk", b"")[:512])
+    header[0] ^= 0x01  # the checksum no longer matches
+    return data[:end] + bytes(header) + _member("host/evil.py", b"import os\n") + bytes(1024)
+
+
+def _member_after_the_end(data: bytes, end: int) -> bytes:
+    return data + _member("host/evil.py", b"import os\n") + bytes(1024)
+
+
+CONFUSING: dict[str, tuple[Callable[[bytes, int], bytes], tuple[str, ...], str]] = {
+    # case: (craft, GNU tar flags that show the hidden member, lockship's refusal)
+    "bad header in the middle, then more members": (
+        _bad_header_then_member, (), "bad header checksum at byte {end}"
+    ),
+    "a member after the end-of-archive blocks": (
+        _member_after_the_end, ("-i",), "data after the end-of-archive blocks at byte {end}"
+    ),
+}
+
+
+@needs_gnu_tar
+@pytest.mark.parametrize("case", CONFUSING)
+def test_archive_that_gnu_tar_reads_further_than_tarfile_is_refused(
+    signed: Path, tmp_path: Path, keys: Keys, case: str
+) -> None:
+    craft, flags, refusal = CONFUSING[case]
+    good, _ = write_archive(signed, tmp_path, mtime=DEFAULT_MTIME)
+    data = good.read_bytes()
+    end = _end_of_members(data)
+    crafted = tmp_path / "crafted" / "host.tar"
+    crafted.parent.mkdir()
+    crafted.write_bytes(craft(data, end))
+    # The two readers disagree: GNU tar would extract host/evil.py, tarfile never sees it.
+    assert "host/evil.py" in _gnu_names(crafted, *flags)
+    assert "host/evil.py" not in _tarfile_names(crafted)
+    assert _tarfile_names(crafted) == _tarfile_names(good)
+    code, out, err = verify(crafted, keys)
+    assert (code, out) == (3, "")
+    assert err == (
+        f"lockship: error: {crafted}: not a readable tar archive: {refusal.format(end=end)}\n"
+    )
+
+
+def test_truncated_member_and_missing_end_blocks_are_refused(
+    signed: Path, tmp_path: Path, keys: Keys
+) -> None:
+    good, _ = write_archive(signed, tmp_path, mtime=DEFAULT_MTIME)
+    data = good.read_bytes()
+    end = _end_of_members(data)
+    with tarfile.open(good) as tar:
+        last = tar.getmembers()[-1]
+    cases = {
+        "truncated member": (data[: last.offset_data + 100], f"member at byte {last.offset} is truncated"),
+        "no end blocks": (data[:end], f"truncated at byte {end}: no end-of-archive blocks"),
+        "one end block": (
+            data[: end + 512], f"truncated at byte {end}: one end-of-archive block, not two"
+        ),
+        "bad padding": (
+            data[:end] + _member("host/x", b"abc")[:-1] + b"!" + bytes(1024),
+            f"non-zero padding after the member at byte {end}",
+        ),
+    }
+    for name, (crafted, refusal) in cases.items():
+        path = tmp_path / name / "host.tar"
+        path.parent.mkdir()
+        path.write_bytes(crafted)
+        code, _, err = verify(path, keys)
+        assert (code, err) == (
+            3, f"lockship: error: {path}: not a readable tar archive: {refusal}\n"
+        ), name
+
+
+def test_sha256_file_beside_the_archive_must_match(signed: Path, tmp_path: Path, keys: Keys) -> None:
+    archive, sha256 = write_archive(signed, tmp_path, mtime=DEFAULT_MTIME)
+    assert verify(archive, keys)[0] == 0
+    digest_file = tmp_path / "host.tar.sha256"
+    assert digest_file.read_text() == f"{sha256}  host.tar\n"
+    digest_file.write_text(f"{'0' * 64}  host.tar\n")
+    code, _, err = verify(archive, keys)
+    assert (code, err) == (6, (
+        f"lockship: error: {archive}: sha256 {sha256}, expected {'0' * 64} (host.tar.sha256)\n"
+        "  hint: the archive was changed or damaged in transfer; copy it again\n"
+    ))
+    digest_file.write_text(f"{sha256}  other.tar\n")
+    code, _, err = verify(archive, keys)
+    assert (code, err) == (6, f"lockship: error: {digest_file}: not a sha256sum line for host.tar\n")
+    digest_file.unlink()  # absent: nothing to compare with
+    assert verify(archive, keys)[0] == 0

@@ -280,9 +280,9 @@ def test_new_advisories_in_the_bundle_audit_are_red_flags(tmp_path, keys, osv_db
     monkeypatch.setenv("LOCKSHIP_CACHE_DIR", str(osv_cache))
     old = make_bundle(tmp_path / "old", packages=(("requests", "2.19.1"),))
     new = make_bundle(tmp_path / "new", packages=(("requests", "2.19.1"), ("jinja2", "2.10")))
-    for bundle in (old, new):
+    for sequence, bundle in enumerate((old, new), 1):  # new is newer: no "not-newer" flag
         code, _, err = run("sign", str(bundle), "--key", str(keys.plain), "-q",
-                           "--db", str(osv_db), "--allow-advisories")
+                           "--db", str(osv_db), "--allow-advisories", "--sequence", str(sequence))
         assert code == 0, err
     code, found = kinds(str(old), str(new))
     assert code == 11

@@ -167,8 +167,9 @@ def test_fetch_killed_at_every_rename_then_completes(big_world, tmp_path, keys):
 
 
 @pytest.fixture
-def fetched(big_world, tmp_path, keys):
+def fetched(big_world, tmp_path, keys, monkeypatch):
     """A fetched bundle of large wheels, and the exact sign outputs a full run writes."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764547200")  # signed_at: one signing time for all
     code, _, err = run(*fetch_args(big_world))
     assert code == 0, err
     bundle = tmp_path / "dist" / "host"

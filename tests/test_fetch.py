@@ -383,7 +383,8 @@ def test_the_same_lock_gives_the_same_bundle_and_archive_from_two_fresh_caches(s
         if earlier:
             assert fetch(served, "--lock", earlier, "--dest", f"early-{name}")[0] == 0
         assert fetch(served, "--dest", f"{name}/host")[0] == 0
-        code, _, err = run("sign", f"{name}/host", "--key", str(keys.plain), "--identity", "release", "--archive", "-q")
+        code, _, err = run("sign", f"{name}/host", "--key", str(keys.plain), "--identity", "release", "--archive", "-q",
+                           "--signed-at", "2026-01-01T00:00:00Z")  # the same signing time
         assert code == 0, err
         bundle = tmp_path / name / "host"
         results.append({p.relative_to(bundle).as_posix(): p.read_bytes() for p in bundle.rglob("*") if p.is_file()})

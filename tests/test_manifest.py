@@ -113,8 +113,10 @@ def test_manifest_describes_every_file(tmp_path: Path, keys: Keys) -> None:
 
 
 def test_same_bundle_and_key_give_identical_bytes_and_resigning_replaces(
-    tmp_path: Path, keys: Keys
+    tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # signed_at is part of the manifest: the same signing time gives the same bytes
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764547200")
     one, two = make_bundle(tmp_path / "1"), make_bundle(tmp_path / "2")
     sign(one, keys)
     sign(two, keys)

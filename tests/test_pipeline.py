@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -222,3 +222,33 @@ def test_python_version_in_a_pipeline_applies_to_its_short_name_target(project):
     assert code == 0, out + err
     assert read_lock(root / "locks" / "pylock.linux_aarch64-cp311.toml").target.python_full_version == "3.11.4"
     assert read_lock(root / "locks" / "pylock.bullseye-amd64.toml").target.python_full_version == "3.9.2"
+
+
+def test_sign_series_and_expires_and_an_expired_bundle_is_signed_again(project):
+    root, _ = project
+    toml = root / "pipelines" / "app.toml"
+    toml.write_text(toml.read_text() + 'series = "app-prod"\nexpires = "30d"\n')
+    code, out, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    manifest = root / "dist" / "bullseye-amd64" / "manifest.json"
+    first = json.loads(manifest.read_text())
+    assert (first["series"], first["sequence"]) == ("app-prod", 1)
+    signed = datetime.fromisoformat(first["signed_at"].replace("Z", "+00:00"))
+    expires = datetime.fromisoformat(first["expires"].replace("Z", "+00:00"))
+    assert expires - signed == timedelta(days=30)
+    # still fresh: kept as it is
+    code, out, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    assert all("signature current" in r["status"] for r in rows(out).values())
+    # expired (signed by hand long ago, same key and series): the next run signs it again
+    bundle = root / "dist" / "bullseye-amd64"
+    code, _, err = run("sign", str(bundle), "--key", str(root / "keys" / "release"), "-q",
+                       "--series", "app-prod", "--signed-at", "2020-01-01T00:00:00Z",
+                       "--expires", "30d")
+    assert code == 0, err
+    code, out, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    assert ", signed, " in rows(out)["bullseye-amd64"]["status"]
+    assert "signature current" in rows(out)["linux_aarch64-cp311"]["status"]
+    again = json.loads(manifest.read_text())
+    assert again["sequence"] == 3 and again["signed_at"] > "2020-02"

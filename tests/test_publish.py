@@ -89,8 +89,8 @@ def test_two_targets_merge_into_one_tree(world: Signed, keys: Keys, tmp_path: Pa
     assert code == 0, err
     assert out == ""
     assert err == (
-        "published linux-cp39: 3 wheels for linux-cp39, signed by release\n"
-        "published linux-cp311: 3 wheels for linux-cp311, signed by release\n"
+        "published linux-cp39: 3 wheels for linux-cp39, signed by release, sequence 1\n"
+        "published linux-cp311: 3 wheels for linux-cp311, signed by release, sequence 1\n"
         f"{dest}: 4 files added, 10 pages written\n"
     )
     assert check_tree(dest) == {
@@ -299,10 +299,10 @@ def test_a_file_name_published_with_other_bytes_is_refused(
     offered = sha256_of(only_wheel(other, "alpha"))
     assert re.fullmatch(
         "lockship: error: files/alpha/alpha-1.0-py3-none-any.whl: already published as "
-        f"sha256 {published} from bundle linux-cp39 \\(linux-cp39, signed by release\\), "
+        f"sha256 {published} from bundle linux-cp39 \\(linux-cp39, signed by release, sequence 1\\), "
         "published \\S+Z, origin http://127.0.0.1:\\d+/files/alpha-1.0-py3-none-any.whl; "
         f"refusing alpha-1.0-py3-none-any.whl sha256 {offered} from bundle linux-cp313 "
-        "\\(linux-cp313, signed by release\\), published \\S+Z, "
+        "\\(linux-cp313, signed by release, sequence 1\\), published \\S+Z, "
         "origin https://files.example.org/packages/alpha-1.0-py3-none-any.whl\n"
         "  hint: a published file name is never reused for other bytes; "
         "give the new file a new version or build tag\n",
@@ -351,8 +351,8 @@ def test_prune_retires_superseded_bundles_and_removes_their_files(
 ) -> None:
     old = make_bundle(tmp_path / "old", [("alpha", "1.0"), ("beta", "2.0", "alpha>=1")], "linux-cp39")
     new = make_bundle(tmp_path / "new", [("alpha", "1.0"), ("beta", "2.1", "alpha>=1")], "linux-cp39")
-    for bundle in (old, new):
-        sign(bundle, keys, "--identity", "release")
+    for sequence, bundle in enumerate((old, new), 1):  # separate directories: separate counters
+        sign(bundle, keys, "--identity", "release", "--sequence", str(sequence))
     dest = tmp_path / "repo"
     assert publish(dest, keys, old)[0] == 0
     assert publish(dest, keys, new)[0] == 0
@@ -527,7 +527,8 @@ def test_usage_errors(keys: Keys, tmp_path: Path) -> None:
     )
     code, _, err = run("publish", str(tmp_path / "missing"), "--to", str(tmp_path / "repo"))
     assert (code, err) == (
-        3, "lockship: error: lockship publish: publishing a bundle needs --allowed-signers and --identity\n"
+        3, ("lockship: error: lockship publish: publishing a bundle needs --allowed-signers (and "
+        "--identity, unless the file lists one principal)\n")
     )
     code, _, err = run("publish", str(tmp_path), "--upload", "http://127.0.0.1:9/")
     assert (code, err) == (3, (

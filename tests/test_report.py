@@ -66,7 +66,8 @@ def review(tmp_path, keys, osv_db, osv_cache, monkeypatch):
         # certifi 2018.8.24 again, with other bytes: a re-upload
         members={"certifi": {"certifi/extra.pem": b"-----BEGIN CERTIFICATE-----\n"}},
     )
-    sign(new, keys, "--db", str(osv_db), "--allow-advisories")
+    # newer than the approved one (separate directories count separately)
+    sign(new, keys, "--db", str(osv_db), "--allow-advisories", "--sequence", "2")
     return new, tmp_path / "approved" / "dist" / "linux-cp39.tar", osv_db
 
 

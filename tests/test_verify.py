@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from bundles import (
     sign,
     verify,
 )
+from lockship import sshsig
+from lockship._install_script import render_sums
 from lockship.models import BundleRecord
 from pkgbuild import make_wheel
 
@@ -278,22 +281,29 @@ def test_data_altered_after_signing(bundle: Path, keys: Keys) -> None:
 
 def test_every_problem_is_reported_at_once(bundle: Path, keys: Keys) -> None:
     flip_byte(only_wheel(bundle, "beta"))
-    only_wheel(bundle, "alpha").unlink()
     (bundle / "notes.txt").write_text("hi")
+    (bundle / "more.txt").write_text("hi")
     code, _, err = verify(bundle, keys)
     assert code == 6
-    assert err.startswith(f"lockship: error: {bundle}: 3 problems found\n")
-    assert [p.split(":")[0] for p in problems(err)] == [
-        ALPHA,
-        "wheels/beta-2.0-py3-none-any.whl",
-        "notes.txt",
-    ]
-    # With a bad signature too, exit 7, and the file problems are still listed.
+    # The signed file list is checked first, every difference at once; nothing
+    # else is read from a bundle whose files are not the signed ones.
+    assert err == (
+        f"lockship: error: {bundle}: 2 problems found\n"
+        "  more.txt: not listed in SHA256SUMS (extra file)\n"
+        "  notes.txt: not listed in SHA256SUMS (extra file)\n"
+    )
+    (bundle / "more.txt").unlink()
+    (bundle / "notes.txt").unlink()
+    only_wheel(bundle, "alpha").write_bytes(b"not a wheel")
+    code, _, err = verify(bundle, keys)
+    assert code == 6
+    assert [p.split(":")[0] for p in problems(err)] == [ALPHA, "wheels/beta-2.0-py3-none-any.whl"]
+    # A bad signature is exit 7 before anything else is looked at.
     keygen_sign(bundle, keys.other)
     code, _, err = verify(bundle, keys)
     assert code == 7
-    assert "  3 other problem(s) found:\n" in err
-    assert f"  {ALPHA}: missing (listed in SHA256SUMS)\n" in err
+    assert err.startswith(f"lockship: error: {bundle}: SHA256SUMS.sig: ")
+    assert "wheels/" not in err
 
 
 def test_json_output(bundle: Path, keys: Keys) -> None:
@@ -323,3 +333,119 @@ def test_no_such_bundle(tmp_path: Path, keys: Keys) -> None:
     code, _, err = verify(tmp_path / "nope", keys)
     assert code == 3
     assert err == f"lockship: error: {tmp_path / 'nope'}: no such bundle directory or archive\n"
+
+
+# --- hostile bundles: signature first, every parser bounded, one line each (issue 9) -------
+
+
+def sign_as_is(bundle: Path, key: Path) -> None:
+    """Act as a malicious (or compromised) signer: SHA256SUMS of the files as they are, signed."""
+    listed = [line.split("  ", 1)[1] for line in (bundle / "SHA256SUMS").read_text().splitlines()]
+    sums = {path: hashlib.sha256((bundle / path).read_bytes()).hexdigest() for path in listed}
+    (bundle / "SHA256SUMS").write_text(render_sums(sums))
+    signature = sshsig.sign((bundle / "SHA256SUMS").read_bytes(), sshsig.load_signing_key(key))
+    (bundle / "SHA256SUMS.sig").write_text(signature)
+
+
+def test_deeply_nested_directories_give_one_line(bundle: Path, keys: Keys) -> None:
+    # relative to a directory descriptor: the whole path is longer than PATH_MAX
+    fd = os.open(bundle, os.O_RDONLY)
+    for _ in range(1500):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+    code, out, err = verify(bundle, keys)
+    assert (code, out) == (6, "")
+    assert err == (
+        f"lockship: error: {bundle}: directories nested deeper than 8 levels, at "
+        "d/d/d/d/d/d/d/d/d\n"
+    )
+
+
+def test_a_forged_bundle_is_refused_on_its_signature_before_anything_is_parsed(
+    bundle: Path, keys: Keys
+) -> None:
+    (bundle / "manifest.json").write_text("[" * 200_000)
+    (bundle / "requirements.txt").write_text(" " * (16 * 1024 * 1024))
+    (bundle / "SHA256SUMS").write_text((bundle / "SHA256SUMS").read_text() + "x" * 100_000)
+    code, _, err = verify(bundle, keys)
+    assert code == 7
+    assert re.fullmatch(
+        re.escape(f"lockship: error: {bundle}: SHA256SUMS.sig: signature by key ")
+        + r"SHA256:\S+ does not match the data: the data or the signature was altered\n",
+        err,
+    ), err
+
+
+def test_deeply_nested_json_signed_by_a_listed_key_gives_one_line(bundle: Path, keys: Keys) -> None:
+    document = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps(document)[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    sign_as_is(bundle, keys.plain)
+    code, _, err = verify(bundle, keys)
+    assert (code, err) == (6, (
+        f"lockship: error: {bundle}: 1 problem found\n"
+        "  manifest.json: nested deeper than 32 levels\n"
+    ))
+
+
+@pytest.mark.parametrize(
+    ("size", "problem"),
+    [
+        (64 * 1024 * 1024, "requirements.txt: unreadable: larger than 4194304 bytes"),
+        (1024 * 1024, "requirements.txt:1: a run of more than 64 spaces or tabs"),
+    ],
+)
+def test_a_long_line_of_spaces_in_requirements_is_refused_quickly(
+    bundle: Path, keys: Keys, size: int, problem: str
+) -> None:
+    (bundle / "requirements.txt").write_text(" " * size)
+    sign_as_is(bundle, keys.plain)
+    started = time.monotonic()
+    code, _, err = verify(bundle, keys)
+    assert time.monotonic() - started < 10
+    assert (code, err) == (6, f"lockship: error: {bundle}: 1 problem found\n  {problem}\n")
+
+
+def test_sha256sums_lines_are_bounded(bundle: Path, keys: Keys) -> None:
+    sums = bundle / "SHA256SUMS"
+    sums.write_text(sums.read_text() + "0" * 64 + "  " + "a" * 600 + "\n")
+    signature = sshsig.sign(sums.read_bytes(), sshsig.load_signing_key(keys.plain))
+    (bundle / "SHA256SUMS.sig").write_text(signature)
+    code, _, err = verify(bundle, keys)
+    assert (code, err) == (6, (
+        f"lockship: error: {bundle}: 1 problem found\n"
+        "  SHA256SUMS:10: longer than 578 characters\n"
+    ))
+
+
+def test_identity_is_required_when_allowed_signers_lists_several_principals(
+    bundle: Path, keys: Keys, tmp_path: Path
+) -> None:
+    organisation = tmp_path / "allowed_signers"
+    organisation.write_text(
+        f"release {keys.pub(keys.plain)}\n"
+        f"alice@example.org,bob@example.org {keys.pub(keys.other)}\n"
+    )
+    code, out, err = run("verify", str(bundle), "--allowed-signers", str(organisation))
+    assert (code, out) == (7, "")
+    assert err == (
+        f"lockship: error: {organisation}: lists 3 principals (alice@example.org, "
+        "bob@example.org, release); say which one must have signed\n"
+        "  hint: pass --identity NAME, the principal the reviewer listed the release key as\n"
+    )
+    code, _, err = run(
+        "verify", str(bundle), "--allowed-signers", str(organisation), "--identity", "release"
+    )
+    assert code == 0, err
+    # Signed by a developer's key: refused when the release principal is asked for.
+    keygen_sign(bundle, keys.other)
+    code, _, err = run(
+        "verify", str(bundle), "--allowed-signers", str(organisation), "--identity", "release"
+    )
+    assert code == 7, err
+    # One principal (listed twice, for two keys): no --identity needed.
+    assert keys.allowed.read_text().count("release ") == 2
+    code, _, err = verify(bundle, keys)
+    assert code == 7  # keys.other is not listed for release

@@ -8,6 +8,15 @@ directory named after the bundle; every entry has the same mtime, uid/gid 0,
 empty owner names and mode 0644 (files) or 0755 (directories). The same
 bundle therefore always gives the same bytes, and ``<archive>.sha256`` can be
 published ahead of the transfer.
+
+Reading, an archive must mean the same thing to every reader. Python's
+``tarfile`` stops silently at a header it cannot read, while GNU tar skips it
+and extracts what follows; so before ``tarfile`` sees it, :func:`check_layout`
+walks the file block by block and refuses anything that is not exactly a
+sequence of ustar headers (checksum, magic, octal size) and their zero-padded
+data, then the two zero blocks of the end of the archive and zero padding to
+the end of the file. The ``<archive>.sha256`` beside it, when present, must
+match.
 """
 
 from __future__ import annotations
@@ -20,12 +29,19 @@ from pathlib import Path, PurePosixPath
 
 from lockship._fs import atomic_write, atomic_write_text, filesystem_error, safe_join
 from lockship._install_script import list_files
-from lockship.errors import InputError
+from lockship.errors import InputError, IntegrityError
 from lockship.hashing import file_digest
 from lockship.sdists import DEFAULT_SOURCE_DATE_EPOCH, source_date_epoch
 from lockship.sign import read_record
 
-__all__ = ["DEFAULT_MTIME", "archive_mtime", "extract_archive", "write_archive"]
+__all__ = [
+    "DEFAULT_MTIME",
+    "archive_mtime",
+    "check_digest_file",
+    "check_layout",
+    "extract_archive",
+    "write_archive",
+]
 
 DEFAULT_MTIME = DEFAULT_SOURCE_DATE_EPOCH
 
@@ -118,6 +134,115 @@ def _check_members(members: list[tarfile.TarInfo], dest: Path, where: str) -> st
     return tops.pop()
 
 
+_BLOCK = 512
+_ZERO = bytes(_BLOCK)
+_MAGIC = b"ustar\x0000"  # POSIX ustar, which PAX extends (GNU's own is "ustar  \0")
+_DATA_TYPES = b"0\x00xg"  # regular files and PAX headers carry data
+_NO_DATA_TYPES = b"123456"  # links, devices, directories, FIFOs: _check_members names them
+
+
+class _LayoutError(Exception):
+    """Where the layout breaks; check_layout turns it into an InputError."""
+
+
+def _octal(field: bytes, what: str, offset: int) -> int:
+    text = field.rstrip(b"\x00 ").lstrip(b" ")
+    if not text or any(c not in b"01234567" for c in text):
+        raise _LayoutError(f"bad {what} field in the header at byte {offset}")
+    return int(text, 8)
+
+
+def check_layout(archive: Path) -> int:
+    """Refuse a tar that is not exactly headers and members, then the end of the archive.
+
+    Checks every header's checksum, magic, type and size, that each member's
+    padding is zero, that two zero blocks end the archive and that nothing but
+    zeros follows. Reads headers and padding only; data is skipped.
+
+    :returns: the number of entries (headers other than PAX extended headers).
+    :raises InputError: at the first byte that breaks the layout, with its offset.
+    """
+    try:
+        return _count_entries(archive)
+    except _LayoutError as exc:
+        raise InputError(f"not a readable tar archive: {exc}", where=str(archive)) from None
+
+
+def _count_entries(archive: Path) -> int:
+    entries = 0
+    with archive.open("rb") as handle:
+        total = os.fstat(handle.fileno()).st_size
+        offset = 0
+        while True:
+            header = handle.read(_BLOCK)
+            if len(header) < _BLOCK:
+                raise _LayoutError(
+                    f"truncated at byte {offset}: no end-of-archive blocks")
+            if header == _ZERO:
+                break
+            stored = _octal(header[148:156], "checksum", offset)
+            computed = sum(header[:148]) + 8 * 32 + sum(header[156:])
+            if stored != computed:
+                raise _LayoutError(f"bad header checksum at byte {offset}")
+            if header[257:265] != _MAGIC:
+                raise _LayoutError(f"not a POSIX ustar header at byte {offset}")
+            kind = header[156:157]
+            size = _octal(header[124:136], "size", offset)
+            if len(kind) != 1 or kind not in _DATA_TYPES + _NO_DATA_TYPES or (
+                kind in _NO_DATA_TYPES and size
+            ):
+                raise _LayoutError(
+                    f"unexpected entry type {kind!r} at byte {offset}")
+            if kind not in b"xg":
+                entries += 1
+            padded = -(-size // _BLOCK) * _BLOCK
+            end = offset + _BLOCK + padded
+            if end > total:
+                raise _LayoutError(f"member at byte {offset} is truncated")
+            if padded != size:
+                handle.seek(offset + _BLOCK + size)
+                if handle.read(padded - size).count(0) != padded - size:
+                    raise _LayoutError(f"non-zero padding after the member at byte {offset}")
+            handle.seek(end)
+            offset = end
+        # The end of the archive: a second zero block, then only zeros (record padding).
+        while block := handle.read(64 * 1024):
+            if block.count(0) != len(block):
+                raise _LayoutError(
+                    f"data after the end-of-archive blocks at byte {offset}")
+        if total - offset < 2 * _BLOCK:
+            raise _LayoutError(
+                f"truncated at byte {offset}: one end-of-archive block, not two")
+    return entries
+
+
+def check_digest_file(archive: Path) -> None:
+    """Check ``<archive>.sha256`` (``sha256sum`` format) against the archive, when present.
+
+    :raises IntegrityError: it names another file, is malformed, or gives another sha256.
+    """
+    digest_file = archive.with_name(archive.name + ".sha256")
+    try:
+        with digest_file.open("rb") as handle:
+            text = handle.read(4096).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise filesystem_error(exc, digest_file, action="cannot read") from None
+    fields = text.split()
+    if len(fields) != 2 or fields[1].lstrip("*") != archive.name or len(fields[0]) != 64:
+        raise IntegrityError(
+            f"not a sha256sum line for {archive.name}", where=str(digest_file)
+        )
+    sha256, _ = file_digest(archive)
+    if sha256 != fields[0].lower():
+        raise IntegrityError(
+            f"sha256 {sha256}, expected {fields[0]} ({digest_file.name})",
+            where=str(archive),
+            hint="the archive was changed or damaged in transfer; copy it again",
+        )
+
+
 def extract_archive(archive: Path, dest: Path) -> Path:
     """Extract a bundle archive into ``dest``; return the bundle directory it holds.
 
@@ -125,14 +250,22 @@ def extract_archive(archive: Path, dest: Path) -> Path:
     not exist yet, and files are created exclusively, so nothing outside it (or
     already in it) is ever written.
 
-    :raises InputError: for an unreadable archive, or an entry that is absolute,
+    :raises InputError: for an unreadable archive, one that is not exactly
+        headers and members (:func:`check_layout`), or an entry that is absolute,
         contains ``..``, is a link, device or FIFO, is duplicated, or is not
         under the one top-level directory.
+    :raises IntegrityError: ``<archive>.sha256`` does not match.
     """
     where = str(archive)
     try:
-        with tarfile.open(archive, "r:*") as tar:
+        check_digest_file(archive)
+        entries = check_layout(archive)
+        with tarfile.open(archive, "r:") as tar:
             members = tar.getmembers()
+            if len(members) != entries:  # pragma: no cover - check_layout saw them all
+                raise InputError(
+                    f"{entries} entries, but tarfile reads {len(members)}", where=where
+                )
             top = _check_members(members, dest, where)
             root = dest / top
             if root.exists():

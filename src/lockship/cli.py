@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, List, NoReturn, Optional
+from typing import TYPE_CHECKING, List, NoReturn, Optional, Union
 
 import typer
 from rich.console import Console
@@ -38,6 +38,8 @@ from lockship.targets import (
 
 if TYPE_CHECKING:
     from lockship.licenses import LicensePolicy
+    from lockship.models import Manifest
+    from lockship.verify import VerifyReport
 
 app = typer.Typer(
     add_completion=False,
@@ -583,7 +585,9 @@ ALLOWED_SIGNERS = typer.Option(
     help="allowed_signers file from the reviewer, through a separate channel (never the bundle's).",
 )
 IDENTITY = typer.Option(
-    None, "--identity", help="Principal the signer must be listed as (default: any listed)."
+    None,
+    "--identity",
+    help="Principal the signer must be listed as (needed unless allowed_signers lists one).",
 )
 
 
@@ -610,6 +614,21 @@ def sign_command(
     allow_advisories: bool = typer.Option(
         False, "--allow-advisories", help="Sign even if the audit finds advisories (recorded)."
     ),
+    series: Optional[str] = typer.Option(
+        None, "--series", help="The stream of bundles this one belongs to (default: the target)."
+    ),
+    sequence: Optional[int] = typer.Option(
+        None, "--sequence", min=1, help="Sequence number (default: the last one of the series + 1)."
+    ),
+    expires: Optional[str] = typer.Option(
+        None, "--expires", help="Refuse installing after: 30d, 12h, YYYY-MM-DD or a UTC time."
+    ),
+    signed_at: Optional[str] = typer.Option(
+        None,
+        "--signed-at",
+        metavar="TIME",
+        help="Signing time, YYYY-MM-DDTHH:MM:SSZ (default: $SOURCE_DATE_EPOCH, else now).",
+    ),
     cache_dir: Optional[Path] = CACHE_DIR,
     quiet: bool = QUIET,
     verbose: bool = VERBOSE,
@@ -625,10 +644,16 @@ def sign_command(
     from lockship.archive import archive_mtime, write_archive  # noqa: PLC0415
     from lockship.audit import parse_ignores  # noqa: PLC0415
     from lockship.dossier import DossierOptions  # noqa: PLC0415
-    from lockship.sign import sign_bundle  # noqa: PLC0415
+    from lockship.sign import Freshness, parse_time, sign_bundle  # noqa: PLC0415
     from lockship.sshsig import load_signing_key, read_passphrase  # noqa: PLC0415
 
     with _errors(verbose):
+        freshness = Freshness(
+            series=series,
+            sequence=sequence,
+            signed_at=parse_time(signed_at, where="--signed-at") if signed_at else None,
+            expires=expires,
+        )
         options = DossierOptions(
             db=db,
             ignores=parse_ignores(ignore),
@@ -641,6 +666,7 @@ def sign_command(
             load_signing_key(key, read_passphrase(passphrase_file)),
             identity=identity,
             dossier=options,
+            freshness=freshness,
         )
         written = list(result.written)
         if archive or archive_dir is not None:
@@ -656,12 +682,23 @@ def sign_command(
         from lockship.audit import headline  # noqa: PLC0415
 
         err.print(f"audit: {headline(result.audit)}", markup=False)
+    err.print(_freshness(result.manifest), markup=False)
     err.print(
         f"signed {result.files} files as {result.principal} with key {result.fingerprint}; "
         "allowed_signers line for the reviewer:",
         markup=False,
     )
     typer.echo(result.allowed_signers_line)
+
+
+def _freshness(signed: Union[Manifest, VerifyReport]) -> str:
+    """``series host, sequence 3, signed 2026-...Z, expires never`` (sign and verify)."""
+    when = format_timestamp(signed.signed_at) if signed.signed_at else "at an unknown time"
+    expires = format_timestamp(signed.expires) if signed.expires else "never"
+    return (
+        f"series {signed.series or '(none)'}, sequence {signed.sequence}, "
+        f"signed {when}, expires {expires}"
+    )
 
 
 @app.command("verify")
@@ -672,7 +709,11 @@ def verify_command(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     verbose: bool = VERBOSE,
 ) -> None:
-    """Check the signature and every file of a signed bundle. Exit 6: files; 7: signature."""
+    """Check the signature and every file of a signed bundle, and that it has not expired.
+
+    Exit 6: files; 7: signature, or --identity needed; 14: expired. Without
+    --identity, allowed_signers must list exactly one principal.
+    """
     from dataclasses import asdict  # noqa: PLC0415
 
     from lockship.errors import SignatureError, VerificationError  # noqa: PLC0415
@@ -692,12 +733,13 @@ def verify_command(
                 typer.echo(json.dumps(failure, indent=2, sort_keys=True))
             raise
     if json_output:
-        typer.echo(json.dumps({"ok": True, **asdict(report)}, indent=2, sort_keys=True))
+        document = {"ok": True, **asdict(report)}
+        typer.echo(json.dumps(document, indent=2, sort_keys=True, default=format_timestamp))
         return
     typer.echo(
         f"OK: {report.bundle}: {report.files} files ({report.bytes} bytes), "
         f"{report.packages} packages for {report.target}, signed by {report.principal} "
-        f"(key {report.fingerprint}, {report.allowed_by})"
+        f"(key {report.fingerprint}, {report.allowed_by}); {_freshness(report)}"
     )
 
 
@@ -771,7 +813,9 @@ def publish_command(
         help="allowed_signers file from the reviewer, through a separate channel.",
     ),
     identity: Optional[str] = typer.Option(
-        None, "--identity", metavar="ID", help="Principal the signer must be listed as."
+        None, "--identity",
+        metavar="ID",
+        help="Principal the signer must be listed as (needed unless allowed_signers lists one).",
     ),
     prune: bool = typer.Option(
         False,

@@ -34,6 +34,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, Optional, Union, get_args
 
@@ -44,7 +45,7 @@ from pydantic import ValidationError
 from lockship.audit import read_bundle_audit
 from lockship.errors import InputError
 from lockship.lockfile import read_lock
-from lockship.models import BundleFile, BundleRecord, Lock
+from lockship.models import BundleFile, BundleRecord, Lock, Manifest, format_timestamp
 from lockship.origins import lock_problems, origin_of, under
 
 __all__ = ["Diff", "FileView", "PackageView", "diff", "load_view"]
@@ -86,6 +87,20 @@ class View:
     # (name, version, advisory id, summary) of the audit.json findings not ignored;
     # None: no audit (a lock, or a bundle signed without an advisory database)
     advisories: Optional[frozenset[tuple[str, str, str, str]]] = None
+    signing: Optional[Signing] = None  # a signed bundle: its place in its series
+
+
+@dataclass(frozen=True)
+class Signing:
+    """manifest.json's series, sequence and signing time (lockship.sign)."""
+
+    series: Optional[str]
+    sequence: int  # 0: signed before lockship recorded sequences
+    signed_at: Optional[datetime]
+
+    def describe(self) -> str:
+        when = format_timestamp(self.signed_at) if self.signed_at else "an unknown time"
+        return f"series {self.series or '(none)'}, sequence {self.sequence}, signed {when}"
 
 
 RedFlag = Literal[
@@ -98,6 +113,7 @@ RedFlag = Literal[
     "new-file-location",
     "moved-index",
     "new-advisory",
+    "not-newer",
 ]
 OtherChange = Literal["added", "removed", "upgraded", "downgraded", "file-added", "file-removed"]
 ChangeKind = Union[RedFlag, OtherChange]
@@ -128,6 +144,8 @@ class Diff:
     new: str
     target: str
     changes: tuple[Change, ...] = field(default=())
+    old_signing: Optional[Signing] = None
+    new_signing: Optional[Signing] = None
 
     @property
     def red_flags(self) -> tuple[Change, ...]:
@@ -203,6 +221,13 @@ def _bundle_view(bundle: Path, source: str) -> View:
                 package.name, package.version, package.locked, package.origin,
                 package.location, _file_view(item), package.problems,
             )
+    signing = None
+    if (bundle / "manifest.json").is_file():
+        try:
+            manifest = Manifest.model_validate_json((bundle / "manifest.json").read_bytes())
+        except (OSError, ValidationError) as exc:
+            raise InputError(f"invalid manifest.json: {exc}", where=source) from None
+        signing = Signing(manifest.series, manifest.sequence, manifest.signed_at)
     audit = read_bundle_audit(bundle)
     advisories = (
         frozenset((f.name, f.version, f.id, f.summary) for f in audit.active)
@@ -212,7 +237,7 @@ def _bundle_view(bundle: Path, source: str) -> View:
     return View(
         source, record.target.name, record.target.tags_sha256, packages, _locations(lock),
         is_bundle=True, legacy=_legacy(lock),
-        advisories=advisories,
+        advisories=advisories, signing=signing,
     )
 
 
@@ -296,8 +321,30 @@ def diff(old: View, new: View) -> Diff:
         if (name, identifier) not in known:
             detail = f"{identifier}: {summary}"
             changes.append(Change("new-advisory", name, new=version, detail=detail))
+    changes += _freshness(old.signing, new.signing)
     changes.sort(key=lambda c: (_ORDER[c.kind], c.name))
-    return Diff(old.source, new.source, new.target, tuple(changes))
+    return Diff(
+        old.source, new.source, new.target, tuple(changes), old.signing, new.signing
+    )
+
+
+def _freshness(old: Optional[Signing], new: Optional[Signing]) -> list[Change]:
+    """A red flag when the new bundle is not newer: a rollback or a replay, or a mix-up."""
+    if old is None or new is None:
+        return []
+    reasons = []
+    if old.series is not None and old.series == new.series and new.sequence <= old.sequence:
+        reasons.append(f"sequence {new.sequence} is not above {old.sequence}")
+    if old.signed_at and new.signed_at and new.signed_at < old.signed_at:
+        reasons.append("it was signed before the old one")
+    if not reasons:
+        return []
+    return [
+        Change(
+            "not-newer", "(bundle)", old=old.describe(), new=new.describe(),
+            detail="; ".join(reasons),
+        )
+    ]
 
 
 def _side(files: tuple[FileView, ...]) -> str:
@@ -382,6 +429,7 @@ _LABELS = {
     "new-origin": "new index origin",
     "new-file-location": "files from a new location",
     "moved-index": "moved to another index",
+    "not-newer": "new bundle is not newer (rollback or replay?)",
     "added": "added",
     "removed": "removed",
     "upgraded": "upgraded",
@@ -401,6 +449,12 @@ _HEADER = "| change | package | old | new | detail |"
 
 def render_markdown(result: Diff) -> str:
     lines = [f"## lockship diff for {result.target}", "", f"`{result.old}` → `{result.new}`", ""]
+    if result.old_signing or result.new_signing:
+        lines += [
+            f"- old: {result.old_signing.describe() if result.old_signing else 'not signed'}",
+            f"- new: {result.new_signing.describe() if result.new_signing else 'not signed'}",
+            "",
+        ]
     if not result.changes:
         return "\n".join([*lines, "No changes.", ""])
     flags = result.red_flags
@@ -427,6 +481,16 @@ def render_json(result: Diff) -> str:
         "new": result.new,
         "target": result.target,
         "red_flags": len(result.red_flags),
+        "signing": {
+            side: None
+            if signing is None
+            else {
+                "series": signing.series,
+                "sequence": signing.sequence,
+                "signed_at": format_timestamp(signing.signed_at) if signing.signed_at else None,
+            }
+            for side, signing in (("old", result.old_signing), ("new", result.new_signing))
+        },
         "changes": [
             {
                 "kind": c.kind,

@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -251,3 +251,10 @@ class Manifest(_Frozen):
     exclude_newer: Optional[datetime] = None
     lock_fingerprint: str
     files: tuple[ManifestFile, ...]  # every file of the bundle except SHA256SUMS(.sig) and itself
+    # Freshness (lockship.sign): which stream of bundles this is, its place in it,
+    # when it was signed and until when it may be installed. A manifest written
+    # before these existed reads as sequence 0, no series, no signing time, no expiry.
+    series: Optional[str] = None
+    sequence: int = Field(default=0, ge=0)
+    signed_at: Optional[datetime] = None
+    expires: Optional[datetime] = None

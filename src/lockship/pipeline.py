@@ -18,6 +18,8 @@ A pipeline file is declarative and lives in the operator's repository::
     key = "~/.ssh/lockship_ed25519"   # no key: a throwaway key is made, and the run says so
     identity = "release"
     archive = true
+    series = "demo"                # the stream of bundles (default: the pipeline's name)
+    expires = "30d"                # install refuses the bundle 30 days after signing
 
     [audit]                        # audit.json in every signed bundle (lockship.dossier)
     db = "../osv/pypa-advisory-database"   # an OSV database on disk
@@ -41,6 +43,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Optional, Protocol
 
@@ -60,6 +63,7 @@ from lockship.targets import Target, make_floors, parse_targets
 if TYPE_CHECKING:
     from lockship.audit import AuditReport
     from lockship.dossier import DossierOptions
+    from lockship.sign import Freshness
 
 __all__ = ["Pipeline", "TargetRun", "load_pipeline", "run_pipeline"]
 
@@ -91,6 +95,8 @@ class SignTable(_Table):
     passphrase_file: Optional[str] = None
     identity: Optional[str] = None
     archive: bool = False
+    series: Optional[str] = None  # default: the pipeline's name
+    expires: Optional[str] = None  # "30d", "12h", a date or a UTC time (lockship.sign)
 
 
 class AuditTable(_Table):
@@ -322,7 +328,7 @@ def _run_target(
     row.files, row.bytes, row.bundle = len(fetched.record.files), fetched.total_bytes, dest
     row.steps.append(f"fetched {fetched.downloaded}" if fetched.changed else "bundle complete")
     assert key is not None  # noqa: S101 - made or loaded unless check
-    signed = _sign(dest, *key, _dossier_options(pipeline, request.cache_dir))
+    signed = _sign(dest, *key, _dossier_options(pipeline, request.cache_dir), _freshness(pipeline))
     row.steps.append(signed)
     if pipeline.spec.sign.archive:
         from lockship.archive import archive_mtime, write_archive  # noqa: PLC0415
@@ -377,8 +383,19 @@ def _report(
     return f"report {path.name} ({flags} red flag{'s' if flags != 1 else ''})"
 
 
+def _freshness(pipeline: Pipeline) -> Freshness:
+    from lockship.sign import Freshness  # noqa: PLC0415
+
+    table = pipeline.spec.sign
+    return Freshness(series=table.series or pipeline.name, expires=table.expires)
+
+
 def _sign(
-    bundle: Path, key: sshsig.SigningKey, identity: str, options: DossierOptions
+    bundle: Path,
+    key: sshsig.SigningKey,
+    identity: str,
+    options: DossierOptions,
+    freshness: Freshness,
 ) -> str:
     from lockship.dossier import AUDIT_FILE, SBOM_FILE, make_dossier  # noqa: PLC0415
     from lockship.sign import SIGN_OUTPUTS, sign_bundle  # noqa: PLC0415
@@ -392,9 +409,10 @@ def _sign(
         signers = sshsig.parse_allowed_signers(line, source="the configured key")
         try:
             sshsig.verify(sums.read_bytes(), signature.read_text(), signers, identity=identity)
-        except (SignatureError, InputError, OSError):
-            pass
-        else:
+            fresh = _still_fresh(bundle, freshness)
+        except (SignatureError, InputError, OSError, ValueError):
+            fresh = False
+        if fresh:
             dossier = make_dossier(bundle, options)
             on_disk = {
                 name: (bundle / name).read_bytes()
@@ -403,8 +421,22 @@ def _sign(
             }
             if on_disk == dossier.files:
                 return "signature current" + _audited(dossier.audit)
-    result = sign_bundle(bundle, key, identity=identity, dossier=options)
+    result = sign_bundle(bundle, key, identity=identity, dossier=options, freshness=freshness)
     return "signed" + _audited(result.audit)
+
+
+def _still_fresh(bundle: Path, freshness: Freshness) -> bool:
+    """Whether the signed manifest is of the configured series and has not expired.
+
+    An expired bundle is signed again, so re-running a pipeline refreshes it.
+    """
+    from lockship.models import Manifest  # noqa: PLC0415
+
+    manifest = Manifest.model_validate_json((bundle / "manifest.json").read_bytes())
+    expires = manifest.expires
+    return manifest.series == freshness.series and (
+        expires is None or expires > datetime.now(tz=timezone.utc)
+    )
 
 
 def _audited(report: Optional[AuditReport]) -> str:

@@ -48,7 +48,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 from urllib.parse import quote
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
@@ -78,7 +78,8 @@ from lockship.lockfile import read_lock
 from lockship.metadata import parse_core_metadata
 from lockship.models import Manifest, format_timestamp
 from lockship.sign import read_record
-from lockship.verify import verify_bundle
+from lockship.sshsig import load_allowed_signers
+from lockship.verify import resolve_identity, verify_bundle
 
 if TYPE_CHECKING:
     import jinja2
@@ -309,11 +310,6 @@ def _extract_metadata(
     return digest, writer.size, requires_python
 
 
-def _optional(model: BaseModel, name: str) -> Any:
-    """A signed manifest field that older bundles lack (signed_at, sequence, ...)."""
-    return getattr(model, name, None)
-
-
 def stage_bundle(
     source: Path,
     workdir: Path,
@@ -385,10 +381,10 @@ def stage_bundle(
         target=report.target,
         signer=report.principal,
         key=report.fingerprint,
-        series=_optional(manifest, "series"),
-        sequence=_optional(manifest, "sequence"),
-        signed_at=_optional(manifest, "signed_at"),
-        expires=_optional(manifest, "expires"),
+        series=manifest.series,
+        sequence=manifest.sequence or None,  # 0: signed before sequences were recorded
+        signed_at=manifest.signed_at,
+        expires=manifest.expires,
         lock_fingerprint=manifest.lock_fingerprint,
         exclude_newer=manifest.exclude_newer,
         published_at=now,
@@ -766,15 +762,18 @@ def _stage_all(
 ) -> list[StagedBundle]:
     if not request.bundles:
         return []
-    if request.allowed_signers is None or not request.identity:
+    if request.allowed_signers is None:
         raise InputError(
-            "publishing a bundle needs --allowed-signers and --identity",
+            "publishing a bundle needs --allowed-signers (and --identity, unless the file "
+            "lists one principal)",
             where="lockship publish",
         )
+    # Before anything is copied: with an organisation-wide allowed_signers, any
+    # listed key would do unless the principal is named (lockship.verify).
+    identity = resolve_identity(load_allowed_signers(request.allowed_signers), request.identity)
     return [
         stage_bundle(
-            path, workdir, allowed_signers=request.allowed_signers, identity=request.identity,
-            now=now,
+            path, workdir, allowed_signers=request.allowed_signers, identity=identity, now=now,
         )
         for path in request.bundles
     ]

@@ -37,7 +37,7 @@ from lockship import __version__
 from lockship._install_script import MANIFEST, SUMS, check_bundle, list_files, read_bytes
 from lockship.audit import AUDIT_FILE, AuditReport, audit, read_bundle_audit
 from lockship.diff import Diff, diff, label, load_view
-from lockship.errors import InputError, SignatureError, VerificationError
+from lockship.errors import FreshnessError, InputError, SignatureError, VerificationError
 from lockship.hashing import file_digest
 from lockship.inventory import Inventory, Pins, read_inventory
 from lockship.licenses import LicensePolicy
@@ -165,6 +165,10 @@ def _signature(
     except VerificationError as exc:
         flags = [RedFlag("integrity", "file check failed", "", p) for p in exc.problems]
         return Signature("invalid", f"{len(exc.problems)} file problem(s)"), flags
+    except FreshnessError as exc:  # validly signed, but no longer to be installed
+        return Signature("invalid", exc.message), [
+            RedFlag("freshness", "bundle expired", "", exc.message)
+        ]
     detail = f"by {verified.principal}, key {verified.fingerprint[:19]}…"
     return Signature("verified", detail, verified.fingerprint, verified.allowed_by), []
 

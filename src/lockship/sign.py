@@ -19,8 +19,18 @@ else is there. Then it writes, each atomically:
     an SSHSIG signature (namespace ``lockship``) over SHA256SUMS, which
     ``ssh-keygen -Y verify`` checks.
 
+manifest.json also says where the bundle stands among its kind (signed with
+the rest, so that an old or stale bundle cannot pass for a current one):
+``series`` (the stream of bundles: ``--series``, ``[sign] series``, default the
+target's name), ``sequence`` (grows with every new manifest of a series, target
+and signing key; the counter lives in ``.lockship-sequence.json`` beside the
+bundle directory, and ``--sequence N`` overrides it), ``signed_at``
+(``--signed-at``, else ``$SOURCE_DATE_EPOCH``, else now) and ``expires``
+(``--expires 30d`` or a date; null for never).
+
 Ed25519 signatures are deterministic, so signing the same bundle with the same
-key gives byte-identical files. The private key only ever signs: nothing of it
+key and signing time gives byte-identical files; signing an unchanged manifest
+again keeps its sequence number. The private key only ever signs: nothing of it
 is written or printed.
 """
 
@@ -30,9 +40,11 @@ import functools
 import hashlib
 import inspect
 import json
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal, Optional
 
@@ -61,22 +73,27 @@ from lockship._install_script import (
     SUMS,
     check_pins,
     list_files,
+    read_bytes,
     read_text,
     render_sums,
 )
 from lockship._zip import dist_info_metadata_chooser, local_file, read_member
 from lockship.errors import FilesystemError, InputError, IntegrityError, VerificationError
 from lockship.hashing import file_digest
-from lockship.models import BundleRecord, Manifest, ManifestFile
+from lockship.models import BundleRecord, Manifest, ManifestFile, format_timestamp
 
 if TYPE_CHECKING:
     from lockship.audit import AuditReport
     from lockship.dossier import DossierOptions
 
 __all__ = [
+    "SEQUENCE_FILE",
     "SIGN_OUTPUTS",
+    "Freshness",
     "SignResult",
     "metadata_problems",
+    "parse_expires",
+    "parse_time",
     "read_record",
     "render_install_script",
     "sign_bundle",
@@ -91,7 +108,117 @@ SIGN_OUTPUTS = (MANIFEST, INSTALL_DOC, INSTALL_SCRIPT, SBOM, AUDIT, SUMS, SIGNAT
 _PRINCIPAL = re.compile(r'[^\s",*?!#][^\s",*?!]*')
 _Kind = Literal["lock", "requirements", "record", "install-script", "doc", "sbom", "audit"]
 _DOSSIER_KINDS: dict[str, _Kind] = {SBOM: "sbom", AUDIT: "audit"}
+# A series names a stream of bundles in messages and file names: no spaces or quotes.
+_SERIES = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,199}")
+_DURATION = re.compile(r"([1-9][0-9]{0,4})([dh])")
+SEQUENCE_FILE = ".lockship-sequence.json"  # beside the bundle directory: see the module doc
+_MAX_SEQUENCE_FILE = 1024 * 1024
 _EMBED = re.compile(r"^# lockship-embed-begin\n.*^# lockship-embed-end\n", re.DOTALL | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What the signer says about the bundle's place in time (all default when None).
+
+    :param series: the stream of bundles (default: the target's name).
+    :param sequence: overrides the counter in :data:`SEQUENCE_FILE`.
+    :param signed_at: default ``$SOURCE_DATE_EPOCH``, else now.
+    :param expires: ``30d``, ``12h`` (after ``signed_at``), a date or a UTC time.
+    """
+
+    series: Optional[str] = None
+    sequence: Optional[int] = None
+    signed_at: Optional[datetime] = None
+    expires: Optional[str] = None
+
+
+def parse_time(value: str, *, where: str) -> datetime:
+    """A UTC time ``YYYY-MM-DDTHH:MM:SSZ``, or a date ``YYYY-MM-DD`` (its midnight, UTC).
+
+    :raises InputError: anything else, naming ``where``.
+    """
+    for layout in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, layout).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    raise InputError(
+        f"not a UTC time or date: {value!r}",
+        where=where,
+        hint="write YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DD",
+    )
+
+
+def parse_expires(value: str, signed_at: datetime, *, where: str = "--expires") -> datetime:
+    """When a bundle signed at ``signed_at`` expires: ``30d`` / ``12h`` after it, or a time.
+
+    >>> parse_expires("30d", datetime(2026, 1, 1, tzinfo=timezone.utc)).isoformat()
+    '2026-01-31T00:00:00+00:00'
+
+    :raises InputError: malformed, or not after ``signed_at``.
+    """
+    match = _DURATION.fullmatch(value)
+    if match is not None:
+        count, unit = int(match[1]), match[2]
+        expires = signed_at + (timedelta(days=count) if unit == "d" else timedelta(hours=count))
+    else:
+        try:
+            expires = parse_time(value, where=where)
+        except InputError:
+            raise InputError(
+                f"not a duration or a time: {value!r}",
+                where=where,
+                hint="write 30d (days), 12h (hours), YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ",
+            ) from None
+    if expires <= signed_at:
+        raise InputError(
+            f"{value} is not after the signing time {format_timestamp(signed_at)}", where=where
+        )
+    return expires
+
+
+def _signing_time(freshness: Freshness, environ: Mapping[str, str]) -> datetime:
+    if freshness.signed_at is not None:
+        return freshness.signed_at.astimezone(timezone.utc).replace(microsecond=0)
+    value = environ.get("SOURCE_DATE_EPOCH", "")
+    if value:
+        if not value.isdigit():
+            raise InputError(f"not a number of seconds: {value!r}", where="SOURCE_DATE_EPOCH")
+        return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    return datetime.now(tz=timezone.utc).replace(microsecond=0)
+
+
+def _read_sequences(path: Path) -> dict[str, dict[str, object]]:
+    try:
+        document = json.loads(read_bytes(str(path), _MAX_SEQUENCE_FILE))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(
+            f"unreadable sequence counters: {exc}",
+            where=str(path),
+            hint="restore it, or pass --sequence N (higher than any bundle signed before)",
+        ) from None
+    streams = document.get("streams") if isinstance(document, dict) else None
+    if not isinstance(streams, dict) or not all(
+        isinstance(v, dict) and type(v.get("sequence")) is int for v in streams.values()
+    ):
+        raise InputError(
+            "not a lockship sequence file",
+            where=str(path),
+            hint="restore it, or pass --sequence N (higher than any bundle signed before)",
+        )
+    return streams
+
+
+def _next_sequence(
+    streams: Mapping[str, Mapping[str, object]], stream: str, digest: str
+) -> int:
+    """The last sequence again for an unchanged manifest, else one more than the last."""
+    entry = streams.get(stream, {})
+    last = entry.get("sequence", 0)
+    assert isinstance(last, int)  # noqa: S101 - checked by _read_sequences
+    return last if last and entry.get("manifest") == digest else last + 1
 
 
 @dataclass(frozen=True)
@@ -104,6 +231,7 @@ class SignResult:
     principal: str
     fingerprint: str
     allowed_signers_line: str  # for the reviewer's allowed_signers file
+    manifest: Manifest  # as signed: series, sequence, signed_at, expires
     audit: Optional[AuditReport] = None  # when signing audited the bundle
 
 
@@ -379,6 +507,8 @@ def sign_bundle(
     *,
     identity: Optional[str],
     dossier: Optional[DossierOptions] = None,
+    freshness: Freshness = Freshness(),
+    environ: Mapping[str, str] = os.environ,
 ) -> SignResult:
     """Check a fetched bundle, then write its manifest, dossier, install files and signature.
 
@@ -388,7 +518,9 @@ def sign_bundle(
 
     :param identity: the principal reviewers list the key under in
         allowed_signers (default: the key's comment).
-    :raises InputError: not a bundle, unexpected or unsafe files, bad identity.
+    :param freshness: series, sequence, signing time and expiry (module doc).
+    :raises InputError: not a bundle, unexpected or unsafe files, bad identity,
+        series, expiry or sequence file.
     :raises VerificationError: a file differs from bundle.json, or the pins and
         wheels disagree; nothing is written.
     :raises BusyError: another lockship process is signing this bundle.
@@ -405,10 +537,24 @@ def sign_bundle(
             hint="pass --identity NAME (no spaces, quotes, commas or wildcards)",
         )
     record = read_record(bundle)
+    series = freshness.series or record.target.name
+    if not _SERIES.fullmatch(series):
+        raise InputError(
+            f"unusable series name {series!r}",
+            where="--series",
+            hint="letters, digits and . _ / + - only, at most 200 characters",
+        )
+    signed_at = _signing_time(freshness, environ)
+    expires = parse_expires(freshness.expires, signed_at) if freshness.expires else None
     # Beside the bundle, not in it: a file inside would be an unlisted extra.
     resolved = bundle.resolve()
     lock = resolved.parent / f".{resolved.name}.lock"
-    with exclusive_lock(lock, what=f"bundle {bundle}", wait=0):
+    counters = resolved.parent / SEQUENCE_FILE
+    stream = f"{series} {record.target.name} {principal} {key.fingerprint}"
+    counters_lock = counters.with_name(SEQUENCE_FILE + ".lock")
+    with exclusive_lock(lock, what=f"bundle {bundle}", wait=0), exclusive_lock(
+        counters_lock, what=str(counters)
+    ):
         try:
             # A sign killed mid-write (kill -9) left its temporary files; they are ours.
             for name in SIGN_OUTPUTS:
@@ -427,7 +573,19 @@ def sign_bundle(
             **made.files,
         }
         digests.update({name: _digest(data) for name, data in texts.items()})
-        texts[MANIFEST] = to_json(_manifest(record, digests, made.files)).encode()
+        unnumbered = _manifest(record, digests, made.files).model_copy(
+            update={"series": series, "signed_at": signed_at, "expires": expires}
+        )
+        body = hashlib.sha256(to_json(unnumbered).encode()).hexdigest()
+        try:
+            streams: Optional[dict[str, dict[str, object]]] = _read_sequences(counters)
+        except InputError:
+            if freshness.sequence is None:
+                raise
+            streams = None  # --sequence needs no counter; a damaged one is left alone
+        sequence = freshness.sequence or _next_sequence(streams or {}, stream, body)
+        manifest = unnumbered.model_copy(update={"sequence": sequence})
+        texts[MANIFEST] = to_json(manifest).encode()
         digests[MANIFEST] = _digest(texts[MANIFEST])
         texts[SUMS] = render_sums({path: sha256 for path, (sha256, _) in digests.items()}).encode()
         texts[SIGNATURE] = sshsig.sign(texts[SUMS], key, namespace=NAMESPACE).encode()
@@ -439,6 +597,13 @@ def sign_bundle(
                 atomic_write_bytes(bundle / name, texts[name])
             else:  # audit.json of an earlier signing with a database
                 _remove(bundle / name)
+        last = (streams or {}).get(stream, {}).get("sequence", 0)
+        assert isinstance(last, int)  # noqa: S101 - checked by _read_sequences
+        if streams is not None and sequence >= last:
+            streams[stream] = {"sequence": sequence, "manifest": body}
+            document = {"format": 1, "streams": streams}
+            text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+            atomic_write_bytes(counters, text.encode())
     return SignResult(
         bundle=bundle,
         written=tuple(bundle / name for name in SIGN_OUTPUTS),
@@ -446,6 +611,7 @@ def sign_bundle(
         principal=principal,
         fingerprint=key.fingerprint,
         allowed_signers_line=key.allowed_signers_line(principal, namespaces=NAMESPACE),
+        manifest=manifest,
         audit=made.audit,
     )
 

@@ -244,6 +244,10 @@ manifests = st.builds(
         ),
         max_size=5,
     ).map(tuple),
+    series=st.none() | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,20}", fullmatch=True),
+    sequence=st.integers(0, 2**40),
+    signed_at=st.none() | moments,
+    expires=st.none() | moments,
 )
 
 # --------------------------------------------------------------------------------------------
