@@ -109,7 +109,7 @@ def test_pip_failure_is_reported_with_its_last_lines(tmp_path: Path, keys: Keys)
     # The real interpreter, except that `-m pip install` fails the way a full disk would.
     python = tmp_path / "python"
     python.write_text(
-        '#!/bin/sh\nif [ "$3" = install ]; then echo "ERROR: [Errno 28] No space left"; exit 1; fi\n'
+        '#!/bin/sh\nif [ "$4" = install ]; then echo "ERROR: [Errno 28] No space left"; exit 1; fi\n'
         f'exec {sys.executable} "$@"\n'
     )
     python.chmod(0o755)
@@ -168,7 +168,7 @@ def test_install_py_refuses_a_bad_signature_and_bad_input(tmp_path: Path, keys: 
     assert proc.returncode == 7
     assert re.fullmatch(
         r"install.py: error: SHA256SUMS.sig: signature was made by key SHA256:\S+, "
-        r"which allowed_signers does not list\n",
+        r"which allowed_signers does not list for identity 'release'\n",
         proc.stderr,
     ), proc.stderr
 

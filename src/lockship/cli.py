@@ -674,6 +674,11 @@ def install_command(
     venv: Optional[Path] = typer.Option(
         None, "--venv", help="Virtual environment to install into; created if missing."
     ),
+    allow_rollback: bool = typer.Option(
+        False,
+        "--allow-rollback",
+        help="Install even a bundle older than the one last installed into --venv.",
+    ),
     quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
@@ -694,6 +699,7 @@ def install_command(
             identity=identity,
             python=python,
             venv=venv,
+            allow_rollback=allow_rollback,
             on_output=show,
         )
     report = result.report

@@ -47,6 +47,7 @@ class ExitCode(enum.IntEnum):
     RED_FLAGS = 11  # diff: changes that need a reviewer's attention
     INCOMPATIBLE = 12  # install: the bundle's target does not fit the interpreter
     ADVISORIES = 13  # audit: known vulnerabilities in the transfer (not ignored)
+    FRESHNESS = 14  # a bundle has expired, or is older than the one installed (rollback)
     LICENSE_POLICY = 15  # a licence the policy denies or does not allow
     INTERNAL = 70  # a bug in lockship
     INTERRUPTED = 130  # Ctrl-C
@@ -197,3 +198,9 @@ class AdvisoriesFoundError(LockshipError):
     """An audit found advisories that are not ignored, and the run was told to fail on them."""
 
     exit_code = ExitCode.ADVISORIES
+
+
+class FreshnessError(LockshipError):
+    """A bundle has expired, or is older than the one already installed (rollback)."""
+
+    exit_code = ExitCode.FRESHNESS
