@@ -590,7 +590,7 @@ def run_isolated(command: List[str], echo: Callable[[str], None]) -> Tuple[int, 
 
 def pip_wheel(root: str) -> Optional[str]:
     """The pip wheel requirements.txt pins (a verified bundle's), to bootstrap pip from."""
-    for _, name, version, sha256 in parse_pins(read_text(root, REQUIREMENTS), REQUIREMENTS, []):
+    for _, name, _, sha256 in parse_pins(read_text(root, REQUIREMENTS), REQUIREMENTS, []):
         if canonical(name) == "pip":
             record = load_json(root, RECORD, [])
             for entry in record.get("files", []):
@@ -684,8 +684,7 @@ def census(python: str) -> Dict[str, List[Dict[str, Any]]]:
     )
     if proc.returncode != 0:
         return {}
-    found = json.loads(proc.stdout)  # type: Dict[str, List[Dict[str, Any]]]
-    return found
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
 def census_problems(
@@ -726,10 +725,9 @@ def parse_utc(value: Any) -> Optional[datetime]:
     if not isinstance(value, str):
         return None
     try:
-        moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+        return datetime.strptime(value + "+0000", "%Y-%m-%dT%H:%M:%SZ%z")
     except ValueError:
         return None
-    return moment.replace(tzinfo=timezone.utc)
 
 
 def freshness(manifest: Dict[str, Any], signer: str, manifest_sha256: str) -> Dict[str, Any]:
@@ -938,7 +936,7 @@ def run(args: argparse.Namespace) -> None:
         raise Failure(EXIT_INTEGRITY, [f"{len(check.problems)} problem(s) found", *check.problems])
     manifest = load_json(root, MANIFEST, [])
     fresh = freshness(manifest, identity, sha256_file(os.path.join(root, MANIFEST))[0])
-    problem = freshness_problem(fresh, None, datetime.now(timezone.utc), False)
+    problem = freshness_problem(fresh, None, datetime.now(timezone.utc), allow_rollback=False)
     if problem:
         raise Failure(EXIT_FRESHNESS, [problem])
     print(f"verified {len(check.verified)} files, signed by {signer}", flush=True)

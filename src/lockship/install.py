@@ -16,7 +16,7 @@ refused unless ``allow_rollback``; what was installed is recorded in
 
 from __future__ import annotations
 
-import datetime
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -140,7 +140,7 @@ def install_bundle(
         )
     with open_bundle(bundle) as root:
         report = verify_directory(root, signers, identity=identity, where=str(bundle))
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = dt.datetime.now(dt.timezone.utc)
         manifest = load_json(str(root), MANIFEST, [])
         fresh = freshness(manifest, identity, sha256_file(str(root / MANIFEST))[0])
         problem = freshness_problem(fresh, None, now, allow_rollback=False)
