@@ -16,7 +16,7 @@ import pytest
 
 from bundles import SSH_KEYGEN, Keys, flip_byte, make_bundle, only_wheel, run, sha256_of, sign
 from lockship import sshsig
-from lockship._install_script import render_sums
+from lockship._install_script import create_venv, render_sums
 
 pytestmark = pytest.mark.skipif(not Path(SSH_KEYGEN).exists(), reason="needs ssh-keygen")
 
@@ -539,18 +539,58 @@ def test_install_py_bounds_signed_but_hostile_documents(tmp_path: Path, keys: Ke
     (bundle / "manifest.json").write_text("[" * 200_000 + "]" * 200_000)
     (bundle / "requirements.txt").write_text(" " * (48 * 1024 * 1024) + "x\n")
     resign(bundle, keys.plain)
-    deep = bundle / "wheels"
-    for _ in range(1500):
-        deep = deep / "d"
-    deep.mkdir(parents=True)
-    started = time.monotonic()
+    nest(bundle / "wheels", 1500)
+    try:
+        started = time.monotonic()
+        proc = subprocess.run(
+            [PY38, "-I", str(bundle / "install.py"), "--allowed-signers", str(keys.allowed), "--verify-only"],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert time.monotonic() - started < 60
+        assert proc.returncode == 6, proc.stderr
+        lines = proc.stderr.splitlines()
+        assert "Traceback" not in proc.stderr
+        assert "  manifest.json: nested deeper than 64 levels" in lines
+        assert f"  wheels/{'d/' * 30}d: nested deeper than 32 directories" in lines
+    finally:
+        nest(bundle / "wheels", 1500, remove=True)
+
+
+def nest(top: Path, depth: int, *, remove: bool = False) -> None:
+    """Make (or remove) ``depth`` nested directories ``d`` under ``top``, iteratively:
+    os.makedirs, Path.mkdir and shutil.rmtree all recurse once per level."""
+    fds = [os.open(top, os.O_RDONLY | os.O_DIRECTORY)]
+    try:
+        for _ in range(depth):
+            if not remove:
+                os.mkdir("d", dir_fd=fds[-1])
+            fds.append(os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
+        if remove:
+            while len(fds) > 1:
+                os.close(fds.pop())
+                os.rmdir("d", dir_fd=fds[-1])
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+PIP_WHEEL = sorted(Path(sys.base_prefix).glob("lib/python3*/ensurepip/_bundled/pip-*.whl"))
+
+
+@pytest.mark.skipif(not PIP_WHEEL, reason="needs ensurepip's bundled pip wheel as a stand-in")
+def test_venv_without_ensurepip_gets_pip_from_the_bundles_wheel(tmp_path: Path) -> None:
+    # A Python without python3-pip: ensurepip is never asked, pip comes from the wheel.
+    venv = tmp_path / "venv"
+    assert create_venv(sys.executable, str(venv), str(PIP_WHEEL[-1])) is None
     proc = subprocess.run(
-        [PY38, "-I", str(bundle / "install.py"), "--allowed-signers", str(keys.allowed), "--verify-only"],
-        capture_output=True, text=True, check=False, timeout=120,
+        [str(venv / "bin" / "python"), "-I", "-m", "pip", "--version"],
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert time.monotonic() - started < 60
-    assert proc.returncode == 6, proc.stderr
-    lines = proc.stderr.splitlines()
-    assert "Traceback" not in proc.stderr
-    assert "  manifest.json: nested deeper than 64 levels" in lines
-    assert "  wheels/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d: nested deeper than 32 directories" in lines
+    version = PIP_WHEEL[-1].name.split("-")[1]
+    assert proc.stdout.startswith(f"pip {version} from {venv}"), proc.stdout + proc.stderr
+    broken = tmp_path / "python-without-venv"
+    broken.write_text(f'#!/bin/sh\nexec {sys.executable} -c "import venv_is_missing" "$@"\n')
+    broken.chmod(0o755)
+    problem = create_venv(str(broken), str(tmp_path / "v2"), str(PIP_WHEEL[-1]))
+    assert problem is not None
+    assert problem.startswith(f"`{broken} -I -m venv --without-pip {tmp_path / 'v2'}` failed: ")
