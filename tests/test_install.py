@@ -358,16 +358,14 @@ def test_trust_kit_verifier_checks_a_bundle_whose_own_install_py_lies(
 
 
 def pip_conf_target(tmp_path: Path) -> dict[str, str]:
-    conf = tmp_path / "home" / ".config" / "pip" / "pip.conf"
-    conf.parent.mkdir(parents=True)
+    conf = tmp_path / "pip.conf"
     conf.write_text(f"[install]\ntarget = {tmp_path / 'elsewhere'}\n")
-    return {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "home" / ".config")}
+    return {"PIP_CONFIG_FILE": str(conf)}
 
 
 HOSTILE_ENVS = {
     "PIP_TARGET": lambda tmp: {"PIP_TARGET": str(tmp / "elsewhere")},
     "PIP_CONSTRAINT": lambda tmp: {"PIP_CONSTRAINT": str(tmp / "constraints.txt")},
-    "PIP_FIND_LINKS": lambda tmp: {"PIP_FIND_LINKS": str(tmp / "evil"), "PIP_NO_INDEX": "1"},
     "pip.conf target": pip_conf_target,
     "user site": lambda tmp: {"PIP_USER": "1", "PYTHONUSERBASE": str(tmp / "elsewhere")},
 }
@@ -380,7 +378,6 @@ def test_pip_runs_only_with_what_lockship_gives_it(
     bundle = make_bundle(tmp_path)
     sign(bundle, keys)
     (tmp_path / "constraints.txt").write_text("alpha==0.5\n")
-    (tmp_path / "evil").mkdir()
     for key, value in HOSTILE_ENVS[hostile](tmp_path).items():
         monkeypatch.setenv(key, value)
     venv = tmp_path / "venv"
