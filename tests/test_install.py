@@ -446,8 +446,8 @@ def test_install_py_refuses_expired_and_rolled_back_bundles(tmp_path: Path, keys
     proc = install_into(expired)
     assert (proc.returncode, proc.stderr) == (
         14,
-        "install.py: error: manifest.json: the bundle expired at 2020-01-01T00:00:00Z; "
-        "ask for a fresh one\n",
+        ("install.py: error: manifest.json: the bundle expired at 2020-01-01T00:00:00Z; "
+        "ask for a fresh one\n"),
     )
     newer = bundle_with("newer", series="prod", sequence=5, expires="2999-01-01T00:00:00Z")
     proc = install_into(newer)
@@ -461,8 +461,8 @@ def test_install_py_refuses_expired_and_rolled_back_bundles(tmp_path: Path, keys
     proc = install_into(older)
     assert (proc.returncode, proc.stderr) == (
         14,
-        "install.py: error: manifest.json: sequence 4 of series 'prod' is older than sequence 5, "
-        "installed there (signed 2026-01-01T00:00:00Z); --allow-rollback installs it anyway\n",
+        ("install.py: error: manifest.json: sequence 4 of series 'prod' is older than sequence 5, "
+        "installed there (signed 2026-01-01T00:00:00Z); --allow-rollback installs it anyway\n"),
     )
     assert json.loads((venv / "lockship-installed.json").read_text()) == record
     other_series = bundle_with("other", series="test", sequence=1, expires=None)
@@ -506,8 +506,8 @@ def test_identity_is_required_when_allowed_signers_lists_several(tmp_path: Path,
         proc = install_py(bundle, "--allowed-signers", str(allowed), "--verify-only")
         assert (proc.returncode, proc.stderr) == (
             7,
-            f"install.py: error: {allowed}: lists 2 principals (dev@example.org, release); "
-            "say which must have signed with --identity\n",
+            (f"install.py: error: {allowed}: lists 2 principals (dev@example.org, release); "
+            "say which must have signed with --identity\n"),
         )
         proc = install_py(bundle, "--allowed-signers", str(allowed), "--identity", "release", "--verify-only")
         assert proc.returncode == 0, proc.stderr

@@ -197,7 +197,6 @@ def _carry(tmp_path: Path, target: str, real_wheels: tuple[Path, ...] = ()) -> t
     sys.path.insert(0, str(HERE.parent))
     from bundles import flip_byte, make_bundle, make_keys, only_wheel  # noqa: PLC0415
     from cli_runner import run  # noqa: PLC0415
-
     from lockship._install_script import render_sums  # noqa: PLC0415
 
     bundle = make_bundle(tmp_path, target=target, real_wheels=real_wheels)
