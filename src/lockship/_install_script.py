@@ -112,7 +112,7 @@ BLOCK = 128 * 1024
 # Names lockship writes into a bundle: wheel file names, pylock.<target>.toml, ...
 # Anything else (spaces, control characters, "..") is refused, never interpreted.
 SAFE_PATH = re.compile(r"[A-Za-z0-9_+!-][A-Za-z0-9._+!-]*(/[A-Za-z0-9_+!-][A-Za-z0-9._+!-]*)*")
-JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+JSON_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 SUMS_LINE = re.compile(r"([0-9a-f]{64})  (.+)")  # GNU coreutils, text mode
 # pip's req_file.COMMENT_RE; a pin is exactly what lockship fetch writes. "==" then
 # no "=" or "*", so "===" (arbitrary equality) and "==1.*" (a range) are refused.
@@ -231,8 +231,8 @@ def list_files(root: str) -> Tuple[List[str], List[str]]:
 def json_depth(text: str) -> int:
     """How deeply arrays and objects nest in JSON ``text`` (strings skipped), in one pass."""
     depth = deepest = 0
-    for token in JSON_TOKEN.finditer(text):
-        bracket = token.group()
+    for found in JSON_BRACKETS.finditer(text):
+        bracket = found.group()
         if bracket in "[{":
             depth += 1
             deepest = max(deepest, depth)
