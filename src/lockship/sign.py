@@ -251,7 +251,7 @@ VENV=/absolute/path/to/venv
 With ssh-keygen (OpenSSH 8.2 or later):
 
 ```sh
-ssh-keygen -Y verify -f "$KIT/allowed_signers" -I {principal} -n {NAMESPACE} \
+ssh-keygen -Y verify -f "$KIT/allowed_signers" -I {principal} -n {NAMESPACE} \\
     -s "$BUNDLE/{SIGNATURE}" < "$BUNDLE/{SUMS}"
 ```
 
@@ -260,7 +260,7 @@ Without ssh-keygen, with the trust kit's verifier (never the bundle's own
 
 ```sh
 (cd "$KIT" && sha256sum -c {INSTALL_SCRIPT}.sha256)
-python3 -I "$KIT/{INSTALL_SCRIPT}" --bundle "$BUNDLE" --allowed-signers "$KIT/allowed_signers" \
+python3 -I "$KIT/{INSTALL_SCRIPT}" --bundle "$BUNDLE" --allowed-signers "$KIT/allowed_signers" \\
     --identity {principal} --verify-only
 ```
 
@@ -280,7 +280,7 @@ cut -c67- "$BUNDLE/{SUMS}" | LC_ALL=C sort > "$LISTED"
 
 ```sh
 python3 -I -m venv "$VENV"
-PIP_CONFIG_FILE=/dev/null "$VENV/bin/python" -I -m pip install --isolated --no-index \
+PIP_CONFIG_FILE=/dev/null "$VENV/bin/python" -I -m pip install --isolated --no-index \\
     --find-links "$BUNDLE/wheels" --require-hashes --no-cache-dir -r "$BUNDLE/{REQUIREMENTS}"
 ```
 
@@ -293,7 +293,7 @@ by sha256.
 
 ```sh
 (cd "$KIT" && sha256sum -c {INSTALL_SCRIPT}.sha256)
-python3 -I "$KIT/{INSTALL_SCRIPT}" --bundle "$BUNDLE" --allowed-signers "$KIT/allowed_signers" \
+python3 -I "$KIT/{INSTALL_SCRIPT}" --bundle "$BUNDLE" --allowed-signers "$KIT/allowed_signers" \\
     --identity {principal} --venv "$VENV"
 ```
 
