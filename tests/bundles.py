@@ -65,6 +65,7 @@ def make_bundle(
     metadata: Optional[Mapping[str, Sequence[str]]] = None,
     members: Optional[Mapping[str, Mapping[str, bytes]]] = None,
     origin: str = "https://files.example.org/packages",
+    real_wheels: Sequence[Path] = (),
 ) -> Path:
     """Write ``tmp_path/dist/<target>`` as fetch would and return it.
 
@@ -75,6 +76,8 @@ def make_bundle(
     :param members: more wheel members per package name (``x.dist-info/sboms/...``).
     :param origin: where the files are said to come from: ``origin/<file name>``, or
         ``origin`` with ``{filename}`` replaced.
+    :param real_wheels: real wheel files to carry as well (a pip wheel, say), pinned
+        like the made ones; their name and version come from the file name.
     """
     target = target if isinstance(target, Target) else parse_target(target)
     bundle = tmp_path / "dist" / target.name
@@ -89,8 +92,13 @@ def make_bundle(
         source=target.source,
     )
     locked, files = [], []
+    (bundle / "wheels").mkdir(parents=True, exist_ok=True)
+    real = {}
+    for path in real_wheels:
+        real[path.name.split("-")[0]] = shutil.copy(path, bundle / "wheels" / path.name)
+    packages = [*packages, *((n, Path(w).name.split("-")[1]) for n, w in real.items())]
     for name, version, *requires in packages:
-        wheel = make_wheel(
+        wheel = Path(real[name]) if name in real else make_wheel(
             bundle / "wheels",
             name,
             version,

@@ -190,22 +190,25 @@ def test_install_doc_has_the_exact_commands(tmp_path: Path, keys: Keys) -> None:
     sign(bundle, keys, "--identity", "ops@example.org")
     doc = (bundle / "INSTALL.md").read_text()
     for command in [
-        "    sha256sum -c SHA256SUMS\n",
         (
-            "    ssh-keygen -Y verify -f /path/to/allowed_signers -I ops@example.org -n lockship \\\n"
-            "        -s SHA256SUMS.sig < SHA256SUMS\n"
+            'ssh-keygen -Y verify -f "$KIT/allowed_signers" -I ops@example.org -n lockship \\\n'
+            '    -s "$BUNDLE/SHA256SUMS.sig" < "$BUNDLE/SHA256SUMS"\n'
         ),
-        "    python3 -m venv /path/to/venv\n",
+        '(cd "$BUNDLE" && sha256sum --strict --quiet -c SHA256SUMS)\n',
+        'python3 -I -m venv "$VENV"\n',
         (
-            "    /path/to/venv/bin/python -m pip install --no-index --find-links wheels \\\n"
-            "        --require-hashes -r requirements.txt\n"
+            'PIP_CONFIG_FILE=/dev/null "$VENV/bin/python" -I -m pip install --isolated --no-index \\\n'
+            '    --find-links "$BUNDLE/wheels" --require-hashes --no-cache-dir -r "$BUNDLE/requirements.txt"\n'
         ),
         (
-            "    python3 install.py --allowed-signers /path/to/allowed_signers \\\n"
-            "        --identity ops@example.org --venv /path/to/venv\n"
+            'python3 -I "$KIT/install.py" --bundle "$BUNDLE" --allowed-signers "$KIT/allowed_signers" \\\n'
+            '    --identity ops@example.org --venv "$VENV"\n'
         ),
     ]:
         assert command in doc
+    # The signature before the files, the files before any Python.
+    order = ["ssh-keygen -Y verify", "sha256sum --strict", "| LC_ALL=C sort | diff", "-m venv"]
+    assert [doc.index(step) for step in order] == sorted(doc.index(step) for step in order)
     assert "**never from this bundle or the\nmedium it came on**" in doc
 
 

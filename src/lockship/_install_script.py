@@ -1,9 +1,13 @@
 """Check and install a signed lockship bundle with nothing but Python 3.8+ and pip.
 
-Run it from the bundle, on the offline machine, with no lockship installed::
+Run it on the offline machine, with no lockship installed; best the copy from
+the reviewer's trust kit (``lockship trust-kit``), never the bundle's own::
 
-    python3 install.py --allowed-signers FILE [--identity ID] [--venv DIR | --python PY]
-    python3 install.py --allowed-signers FILE --verify-only
+    python3 -I install.py --bundle DIR --allowed-signers FILE [--identity ID] [--venv DIR]
+    python3 -I install.py --bundle DIR --allowed-signers FILE --verify-only
+
+Started without ``-I`` it drops its own directory from sys.path and starts
+again isolated before importing anything, so no file planted beside it runs.
 
 ``allowed_signers`` must reach you from the reviewer through a separate channel,
 never with the bundle: whoever could alter the bundle could alter a copy in it.
@@ -19,11 +23,20 @@ Before anything is installed, every problem is reported:
   * the receiving interpreter has the bundle target's Python version,
     sys_platform and platform_machine, and each wheel has a tag that its pip
     accepts (``pip debug --verbose``).
-Then ``pip install --no-index --find-links wheels --require-hashes -r requirements.txt``.
+The signature is checked first: nothing else is parsed before it holds. Then
+``python -I -m pip install --isolated --no-index --find-links wheels
+--require-hashes -r requirements.txt`` in an empty directory, with no PIP_* or
+PYTHON* variables and no pip configuration file; afterwards the interpreter
+must hold exactly the pinned versions, each matching its RECORD, before it says
+"installed". ``--venv`` records what it installed in lockship-installed.json
+there and refuses an expired bundle, or an older one of the same series and
+signer, unless ``--allow-rollback``.
 
 Exit codes (lockship's): 0 done, 2 bad command line, 3 unreadable or malformed
-allowed_signers or --venv, 6 a file check failed, 7 the signature is missing,
-invalid or not allowed, 12 the interpreter does not fit the bundle or pip failed.
+allowed_signers or --venv, 6 a file check failed (or pip installed something
+else), 7 the signature is missing, invalid or not allowed, or --identity is
+needed, 12 the interpreter does not fit the bundle or pip failed, 14 the bundle
+expired or is older than the one installed.
 
 This file is also the module ``lockship._install_script``: ``lockship verify``,
 ``sign`` and ``install`` run these same checks, so lockship and this script
@@ -31,6 +44,20 @@ cannot disagree about a bundle. ``lockship sign`` writes it into each bundle
 with the standard-library SSHSIG verifier (``lockship/_sshsig_stdlib.py``) and
 ``pip_tags`` (``lockship/_probe.py``) pasted verbatim between the embed markers.
 """
+
+import sys
+
+if __name__ == "__main__" and not sys.flags.isolated:
+    # `python3 install.py` puts this script's directory first on sys.path, so a
+    # planted argparse.py or json.py beside it would run before any check. Drop
+    # that entry before importing anything, then start again isolated (-I: no
+    # script directory, no PYTHON* variables, no user site-packages).
+    if sys.path and sys.path[0] != "":
+        del sys.path[0]
+    import os
+
+    if os.name == "posix":
+        os.execv(sys.executable, [sys.executable, "-I", *sys.argv])
 
 import argparse
 import collections
@@ -42,8 +69,9 @@ import os
 import re
 import stat
 import subprocess
-import sys
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+import tempfile
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 # lockship-embed-begin
 from lockship._probe import pip_tags
@@ -74,16 +102,23 @@ EXIT_INPUT = 3
 EXIT_INTEGRITY = 6
 EXIT_SIGNATURE = 7
 EXIT_INCOMPATIBLE = 12
+EXIT_FRESHNESS = 14
+
+INSTALLED = "lockship-installed.json"  # in the venv: what was last installed there
+MAX_DEPTH = 32  # directory levels in a bundle (lockship writes 2)
+MAX_JSON_DEPTH = 64  # nesting of manifest.json / bundle.json (lockship writes 6)
 
 BLOCK = 128 * 1024
-HASH_THREADS = min(8, (os.cpu_count() or 1) + 1)  # bounded: each holds one BLOCK
 # Names lockship writes into a bundle: wheel file names, pylock.<target>.toml, ...
 # Anything else (spaces, control characters, "..") is refused, never interpreted.
 SAFE_PATH = re.compile(r"[A-Za-z0-9_+!-][A-Za-z0-9._+!-]*(/[A-Za-z0-9_+!-][A-Za-z0-9._+!-]*)*")
+JSON_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 SUMS_LINE = re.compile(r"([0-9a-f]{64})  (.+)")  # GNU coreutils, text mode
 # pip's req_file.COMMENT_RE; a pin is exactly what lockship fetch writes. "==" then
 # no "=" or "*", so "===" (arbitrary equality) and "==1.*" (a range) are refused.
-COMMENT = re.compile(r"(^|\s+)#.*$")
+# Searched, never matched with a leading \s+: "(^|\s+)#" retried at every
+# position of a long run of spaces is quadratic.
+COMMENT_START = re.compile(r"\s#")
 PIN = re.compile(
     r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)==(?P<version>[A-Za-z0-9.!+_-]+)"
     r"\s+--hash=sha256:(?P<sha256>[0-9a-f]{64})"
@@ -137,6 +172,25 @@ def sha256_file(path: str) -> Tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def hash_files(
+    root: str, paths: Sequence[str]
+) -> Iterator[Tuple[str, Union[Tuple[str, int], OSError]]]:
+    """(path, (sha256, size) or the OSError) per path, in order, hashed on a few threads.
+
+    hashlib releases the GIL while hashing a block, so threads use several cores.
+    """
+
+    def one(path: str) -> Union[Tuple[str, int], OSError]:
+        try:
+            return sha256_file(os.path.join(root, *path.split("/")))
+        except OSError as exc:
+            return exc
+
+    workers = min(8, os.cpu_count() or 1)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from zip(paths, pool.map(one, paths))
+
+
 def show(path: str) -> str:
     """A path for a one-line message: as is when it is a safe name, else quoted."""
     return path if SAFE_PATH.fullmatch(path) else repr(path)
@@ -145,28 +199,46 @@ def show(path: str) -> str:
 def list_files(root: str) -> Tuple[List[str], List[str]]:
     """Every regular file under ``root`` as a sorted '/'-separated path, and the problems.
 
-    Symbolic links, devices, FIFOs and sockets are problems, never followed.
+    Symbolic links, devices, FIFOs and sockets are problems, never followed. The
+    walk is iterative and stops at MAX_DEPTH levels: a bundle of 1,500 nested
+    directories is a problem to report, not a RecursionError.
     """
     files, problems = [], []  # type: List[str], List[str]
-
-    def unreadable(exc: OSError) -> None:
-        problems.append(f"{show(os.path.relpath(exc.filename or root, root))}: {exc.strerror}")
-
-    for top, dirs, names in os.walk(root, onerror=unreadable):
-        keep = []
-        for name in sorted(dirs + names):
-            path = os.path.join(top, name)
-            relative = os.path.relpath(path, root).replace(os.sep, "/")
-            mode = os.lstat(path).st_mode
+    pending = [("", 0)]  # type: List[Tuple[str, int]]
+    while pending:
+        relative_dir, depth = pending.pop()
+        try:
+            with os.scandir(os.path.join(root, relative_dir)) as entries:
+                found = sorted((entry.name, entry.stat(follow_symlinks=False).st_mode) for entry in entries)
+        except OSError as exc:
+            problems.append(f"{show(relative_dir or '.')}: {exc.strerror}")
+            continue
+        for name, mode in found:
+            relative = f"{relative_dir}/{name}" if relative_dir else name
             if stat.S_ISDIR(mode):
-                keep.append(name)
+                if depth + 1 >= MAX_DEPTH:
+                    problems.append(f"{show(relative)}: nested deeper than {MAX_DEPTH} directories")
+                else:
+                    pending.append((relative, depth + 1))
             elif stat.S_ISREG(mode):
                 files.append(relative)
             else:
                 kind = "symbolic link" if stat.S_ISLNK(mode) else "special file"
                 problems.append(f"{show(relative)}: {kind} refused")
-        dirs[:] = keep
-    return sorted(files), problems
+    return sorted(files), sorted(problems)
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in JSON ``text`` (strings skipped), in one pass."""
+    depth = deepest = 0
+    for found in JSON_BRACKETS.finditer(text):
+        bracket = found.group()
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif bracket in "]}":
+            depth -= 1
+    return deepest
 
 
 def render_sums(digests: Dict[str, str]) -> str:
@@ -204,10 +276,14 @@ def read_sums(root: str, problems: List[str]) -> Optional[Dict[str, str]]:
 def load_json(root: str, name: str, problems: List[str]) -> Dict[str, Any]:
     """A bundle JSON document; {} (and a problem, unless it is missing) when unusable."""
     try:
-        document = json.loads(read_bytes(os.path.join(root, name)).decode("utf-8"))
+        text = read_bytes(os.path.join(root, name)).decode("utf-8")
+        if json_depth(text) > MAX_JSON_DEPTH:
+            problems.append(f"{name}: nested deeper than {MAX_JSON_DEPTH} levels")
+            return {}
+        document = json.loads(text)
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         problems.append(f"{name}: unreadable: {exc}")
         return {}
     if not isinstance(document, dict):
@@ -245,7 +321,7 @@ def logical_lines(text: str) -> Iterator[Tuple[int, str]]:
     next line, except on a comment line, exactly as pip's ``join_lines``."""
     start, parts = 0, []  # type: int, List[str]
     for number, line in enumerate(text.splitlines(), 1):
-        comment = COMMENT.match(line) is not None
+        comment = line.lstrip().startswith("#")
         if line.endswith("\\") and not comment:
             start = start if parts else number
             parts.append(line.strip("\\"))
@@ -258,11 +334,19 @@ def logical_lines(text: str) -> Iterator[Tuple[int, str]]:
         yield start, "".join(parts)
 
 
+def strip_comment(line: str) -> str:
+    """``line`` without its comment: pip's ``COMMENT_RE`` (``(^|\\s+)#.*$``), in linear time."""
+    if line.startswith("#"):
+        return ""
+    found = COMMENT_START.search(line)
+    return line if found is None else line[: found.start()]
+
+
 def parse_pins(text: str, source: str, problems: List[str]) -> List[Tuple[str, str, str, str]]:
     """(where, name, version, sha256) per pin; any other content is a problem."""
     pins = []
     for number, line in logical_lines(text):
-        content = COMMENT.sub("", line).strip()
+        content = strip_comment(line).strip()
         match = PIN.fullmatch(content)
         if match is not None:
             pins.append((f"{source}:{number}", match["name"], match["version"], match["sha256"]))
@@ -328,17 +412,11 @@ def check_bundle(root: str) -> BundleCheck:
         return BundleCheck(problems, {})
     on_disk = set(files)
     actual = {}  # type: Dict[str, Tuple[str, int]]
-    # hashlib releases the GIL while it hashes a block: a few threads hash files at once.
-    with concurrent.futures.ThreadPoolExecutor(HASH_THREADS) as pool:
-        hashing = [
-            (path, pool.submit(sha256_file, os.path.join(root, *path.split("/"))))
-            for path in sorted(set(sums) & on_disk)
-        ]
-        for path, future in hashing:
-            try:
-                actual[path] = future.result()
-            except OSError as exc:
-                problems.append(f"{path}: unreadable: {exc.strerror}")
+    for path, result in hash_files(root, sorted(set(sums) & on_disk)):
+        if isinstance(result, OSError):
+            problems.append(f"{path}: unreadable: {result.strerror}")
+        else:
+            actual[path] = result
     verified = {path: size for path, (sha256, size) in actual.items() if sha256 == sums[path]}
     manifest = load_json(root, MANIFEST, problems) if MANIFEST in verified else {}
     record = load_json(root, RECORD, problems) if RECORD in verified else {}
@@ -469,46 +547,281 @@ def venv_python(venv: str) -> str:
     )
 
 
-def create_venv(base: str, venv: str) -> Optional[str]:
-    """Run ``base -m venv venv``; return pip-style last lines of output on failure."""
-    proc = subprocess.run(
-        [base, "-m", "venv", venv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        encoding="utf-8",
-        errors="replace",
-        check=False,
-    )
-    if proc.returncode == 0:
+def clean_env() -> Dict[str, str]:
+    """The environment for pip and venv: the caller's, without PIP_* and PYTHON* settings.
+
+    PIP_TARGET, PIP_FIND_LINKS, PIP_CONSTRAINT, PYTHONPATH and the like would
+    change what is installed or where. ``PIP_CONFIG_FILE`` set to the null device
+    makes pip skip every configuration file, the global one included (``--isolated``
+    only skips the user's), and PYTHONNOUSERSITE keeps user site-packages out.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PIP_", "PYTHON"))}
+    env.update(PIP_CONFIG_FILE=os.devnull, PYTHONNOUSERSITE="1")
+    return env
+
+
+def run_isolated(command: List[str], echo: Callable[[str], None]) -> Tuple[int, List[str]]:
+    """Run ``command`` with :func:`clean_env` in an empty directory, never the bundle:
+    ``python -m`` would import a planted ``pip/`` or ``venv/`` from the current directory.
+
+    :returns: the exit status and the last lines of output.
+    """
+    tail = collections.deque(maxlen=10)  # type: collections.deque[str]
+    with tempfile.TemporaryDirectory(prefix="lockship-cwd-") as empty:
+        try:
+            proc = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                encoding="utf-8",
+                errors="replace",  # a stray byte in the output must not abort the install
+                cwd=empty,
+                env=clean_env(),
+            )
+        except OSError as exc:
+            return 127, [f"{command[0]}: {exc.strerror}"]
+        with proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                echo(line.rstrip("\n"))
+                tail.append(line.rstrip("\n"))
+    return proc.returncode, list(tail)
+
+
+def pip_wheel(root: str) -> Optional[str]:
+    """The pip wheel requirements.txt pins (a verified bundle's), to bootstrap pip from."""
+    for _, name, _, sha256 in parse_pins(read_text(root, REQUIREMENTS), REQUIREMENTS, []):
+        if canonical(name) == "pip":
+            record = load_json(root, RECORD, [])
+            for entry in record.get("files", []):
+                if entry.get("sha256") == sha256:
+                    return os.path.join(root, *str(entry["path"]).split("/"))
+    return None
+
+
+def create_venv(base: str, venv: str, wheel: Optional[str] = None) -> Optional[str]:
+    """Create ``venv`` with ``base -I -m venv``; return the failure, described, or None.
+
+    With ``wheel`` (the bundle's pip), no ensurepip: ``--without-pip``, then pip
+    installs itself from that wheel, so a Python without python3-pip or
+    ensurepip (Debian's python3 alone) will do.
+    """
+    command = [base, "-I", "-m", "venv", *(["--without-pip"] if wheel else []), venv]
+    status, tail = run_isolated(command, lambda _: None)
+    if status == 0 and wheel:
+        # A wheel is a zip that runs: `python pip-X.whl/pip install pip-X.whl`.
+        command = [
+            venv_python(venv), "-I", os.path.join(wheel, "pip"), "install", "--isolated",
+            "--no-index", "--no-deps", "--no-cache-dir", "--disable-pip-version-check",
+            "--no-input", wheel,
+        ]  # fmt: skip
+        status, tail = run_isolated(command, lambda _: None)
+    if status == 0:
         return None
-    return f"`{base} -m venv {venv}` failed: {' '.join(proc.stdout.strip().splitlines()[-2:])}"
+    if any("No module named venv" in line for line in tail):
+        return f"{base} has no venv module (Debian: apt install python3-venv)"
+    return f"`{' '.join(command)}` failed: {' '.join(tail[-2:])}"
+
+
+def pip_command(python: str, root: str) -> List[str]:
+    """``python -I -m pip install`` of requirements.txt from wheels/ only, isolated.
+
+    Only flags pip 20.3 (Debian 11) knows. pip re-checks every hash itself.
+    """
+    return [
+        python, "-I", "-m", "pip", "install", "--isolated", "--no-index",
+        "--find-links", os.path.join(root, "wheels"), "--require-hashes",
+        "--no-cache-dir", "--disable-pip-version-check", "--no-input",
+        "-r", os.path.join(root, REQUIREMENTS),
+    ]  # fmt: skip
 
 
 def pip_install(python: str, root: str, echo: Callable[[str], None]) -> Tuple[int, List[str]]:
-    """Install the bundle's requirements.txt with ``python -m pip``, from wheels/ only.
+    """Install the bundle's requirements.txt with :func:`pip_command`, isolated.
 
-    Only flags pip 20.3 (Debian 11) knows. pip re-checks every hash itself.
     :returns: pip's exit status and its last lines of output.
     """
-    command = [
-        python, "-m", "pip", "install", "--no-index",
-        "--find-links", os.path.join(root, "wheels"), "--require-hashes",
-        "--disable-pip-version-check", "--no-input",
-        "-r", os.path.join(root, REQUIREMENTS),
-    ]  # fmt: skip
-    tail = collections.deque(maxlen=10)  # type: collections.deque[str]
-    with subprocess.Popen(
-        command,
+    return run_isolated(pip_command(python, root), echo)
+
+
+# Run by the receiving interpreter (isolated): every installed distribution with
+# its version, where it is, and the RECORD entries whose bytes do not match.
+CENSUS = r"""
+import base64, hashlib, json, re
+from importlib import metadata
+found = {}
+for dist in metadata.distributions():
+    name = re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower()
+    bad = [] if dist.files is not None else ["no RECORD"]
+    for entry in dist.files or []:
+        if entry.hash is None:
+            continue
+        digest = hashlib.new(entry.hash.mode)
+        try:
+            with open(str(entry.locate()), "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 17), b""):
+                    digest.update(block)
+        except OSError:
+            bad.append(str(entry) + ": missing")
+            continue
+        if base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode() != entry.hash.value:
+            bad.append(str(entry) + ": hash differs from RECORD")
+    found.setdefault(name, []).append(
+        {"version": dist.version, "location": str(dist.locate_file("")), "bad": bad}
+    )
+print(json.dumps(found))
+"""
+
+
+def census(python: str) -> Dict[str, List[Dict[str, Any]]]:
+    """Every distribution ``python`` sees (isolated): name -> [version, location, bad files]."""
+    proc = subprocess.run(
+        [python, "-I", "-c", CENSUS],
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        encoding="utf-8",
-        errors="replace",  # a stray byte in pip's output must not abort the install
-    ) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            echo(line.rstrip("\n"))
-            tail.append(line.rstrip("\n"))
-    return proc.returncode, list(tail)
+        universal_newlines=True,
+        env=clean_env(),
+        check=False,
+    )
+    if proc.returncode != 0:
+        return {}
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def census_problems(
+    locked: Dict[str, str],
+    before: Dict[str, List[Dict[str, Any]]],
+    after: Dict[str, List[Dict[str, Any]]],
+    prefix: Optional[str],
+) -> List[str]:
+    """What differs between the interpreter after pip and exactly what the bundle locks.
+
+    :param locked: canonical name -> version of each pin.
+    :param before: the census before pip ran; other distributions must be as they were.
+    :param prefix: the venv every locked distribution must be in (None: anywhere).
+    """
+    problems = []
+    for name, version in sorted(locked.items()):
+        copies = after.get(name, [])
+        if [copy["version"] for copy in copies] != [version]:
+            seen = ", ".join(str(copy["version"]) for copy in copies) or "nothing"
+            problems.append(f"{name}=={version}: after pip, the interpreter has {seen}")
+            continue
+        where = os.path.realpath(copies[0]["location"])
+        if prefix is not None and not where.startswith(os.path.realpath(prefix) + os.sep):
+            problems.append(f"{name}=={version}: installed in {where}, outside {prefix}")
+        problems += [f"{name}=={version}: {bad}" for bad in copies[0]["bad"]]
+    for name in sorted(set(before) | set(after)):
+        if name not in locked and before.get(name) != after.get(name):
+            problems.append(f"{name}: changed by pip, but the bundle does not lock it")
+    return problems
+
+
+# ---------------------------------------------------------------------------
+# Freshness: expiry and rollback (manifest.json's signed_at, series, sequence, expires)
+
+
+def parse_utc(value: Any) -> Optional[datetime]:
+    """A manifest time, "YYYY-MM-DDTHH:MM:SSZ"; None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value + "+0000", "%Y-%m-%dT%H:%M:%SZ%z")
+    except ValueError:
+        return None
+
+
+def freshness(manifest: Dict[str, Any], signer: str, manifest_sha256: str) -> Dict[str, Any]:
+    """What :data:`INSTALLED` records for this bundle; a manifest without the fields
+    (lockship before format 3) has sequence 0 and no expiry."""
+    sequence = manifest.get("sequence", 0)
+    return {
+        "series": manifest.get("series"),
+        "signer": signer,
+        "sequence": sequence if type(sequence) is int else -1,
+        "signed_at": manifest.get("signed_at"),
+        "expires": manifest.get("expires"),
+        "manifest_sha256": manifest_sha256,
+    }
+
+
+def freshness_problem(
+    bundle: Dict[str, Any],
+    installed: Optional[Dict[str, Any]],
+    now: datetime,
+    allow_rollback: bool,
+) -> Optional[str]:
+    """Why this bundle must not be installed: it expired, or it is older than the one
+    installed before from the same series and signer; None when it may be."""
+    if bundle["sequence"] < 0:
+        return f"{MANIFEST}: sequence is not an integer"
+    if bundle["expires"] is not None:
+        expires = parse_utc(bundle["expires"])
+        if expires is None:
+            return f"{MANIFEST}: expires is not a UTC time YYYY-MM-DDTHH:MM:SSZ: {bundle['expires']!r}"
+        if now >= expires:
+            return f"{MANIFEST}: the bundle expired at {bundle['expires']}; ask for a fresh one"
+    if installed is None or allow_rollback:
+        return None
+    same = (installed.get("series"), installed.get("signer")) == (bundle["series"], bundle["signer"])
+    previous = installed.get("sequence")
+    if same and type(previous) is int and bundle["sequence"] < previous:
+        return (
+            f"{MANIFEST}: sequence {bundle['sequence']} of series {bundle['series']!r} is older "
+            f"than sequence {previous}, installed there (signed {installed.get('signed_at')}); "
+            "--allow-rollback installs it anyway"
+        )
+    return None
+
+
+def read_installed(venv: str) -> Optional[Dict[str, Any]]:
+    """The venv's :data:`INSTALLED` record, or None when there is none (or it is unusable)."""
+    try:
+        document = json.loads(read_bytes(os.path.join(venv, INSTALLED), 1024 * 1024).decode())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def write_installed(venv: str, record: Dict[str, Any]) -> None:
+    """Write :data:`INSTALLED` atomically: a temporary file beside it, fsync, rename."""
+    data = (json.dumps(record, sort_keys=True, indent=2) + "\n").encode()
+    fd, temporary = tempfile.mkstemp(prefix=".lockship-installed-", dir=venv)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, os.path.join(venv, INSTALLED))
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+# ---------------------------------------------------------------------------
+# Signer identity
+
+
+def principals_of(fields: Sequence[str]) -> List[str]:
+    """Every principal the allowed_signers lines name (``!`` vetoes left out), sorted."""
+    return sorted({p for field in fields for p in field.split(",") if p and not p.startswith("!")})
+
+
+def sole_principal(fields: Sequence[str]) -> Optional[str]:
+    """The one principal allowed_signers lists, when it lists exactly one and no pattern."""
+    principals = principals_of(fields)
+    if len(principals) == 1 and not any(c in principals[0] for c in "*?"):
+        return principals[0]
+    return None
+
+
+def identity_required(fields: Sequence[str], source: str) -> str:
+    """The message when --identity is missing and allowed_signers has several principals."""
+    principals = principals_of(fields)
+    return (
+        f"{source}: lists {len(principals)} principals ({', '.join(principals)}); "
+        "say which must have signed with --identity"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -545,6 +858,7 @@ def receiving_env(python: str) -> Dict[str, str]:
             [python, "-I", "-c", FACTS],
             stdout=subprocess.PIPE,
             universal_newlines=True,
+            env=clean_env(),
             check=False,
         )
     except OSError as exc:
@@ -554,13 +868,19 @@ def receiving_env(python: str) -> Dict[str, str]:
     return {str(key): str(value) for key, value in json.loads(proc.stdout).items()}
 
 
-def install(root: str, args: argparse.Namespace) -> None:
+def locked_versions(root: str) -> Dict[str, str]:
+    """canonical name -> version of each pin of a verified bundle's requirements.txt."""
+    pins = parse_pins(read_text(root, REQUIREMENTS), REQUIREMENTS, [])
+    return {canonical(name): version for _, name, version, _ in pins}
+
+
+def install(root: str, args: argparse.Namespace, fresh: Dict[str, Any]) -> None:
     record = load_json(root, RECORD, [])
     target, target_env = record["target"]["name"], record["target"]["marker_environment"]
     python = args.python or sys.executable
     if args.venv and not os.path.exists(args.venv):
         problem = env_mismatch(target, target_env, receiving_env(python), python)
-        problem = problem or create_venv(python, args.venv)
+        problem = problem or create_venv(python, args.venv, pip_wheel(root))
         if problem:
             raise Failure(EXIT_INCOMPATIBLE, [problem])
         print(f"created virtual environment {args.venv}", flush=True)
@@ -568,43 +888,67 @@ def install(root: str, args: argparse.Namespace) -> None:
         python = venv_python(args.venv)
         if not os.path.isfile(os.path.join(args.venv, "pyvenv.cfg")):
             raise Failure(EXIT_INPUT, [f"{args.venv}: not a virtual environment (no pyvenv.cfg)"])
+        now = datetime.now(timezone.utc)
+        problem = freshness_problem(fresh, read_installed(args.venv), now, args.allow_rollback)
+        if problem:
+            raise Failure(EXIT_FRESHNESS, [problem])
     hashes = pinned_hashes(root)
     wheels = sorted(entry["path"] for entry in record["files"] if entry["sha256"] in hashes)
     problem = env_mismatch(target, target_env, receiving_env(python), python)
     problem = problem or tag_mismatch(pip_tags(python)[0], wheels, python)
     if problem:
         raise Failure(EXIT_INCOMPATIBLE, [problem])
+    before = census(python)
     status, tail = pip_install(python, root, lambda line: print(line, flush=True))
     if status != 0:
         raise Failure(EXIT_INCOMPATIBLE, [f"pip install failed (exit status {status}):", *tail])
+    problems = census_problems(locked_versions(root), before, census(python), args.venv)
+    if problems:
+        head = f"pip did not install exactly the bundle into {python}:"
+        raise Failure(EXIT_INTEGRITY, [head, *problems])
+    if args.venv:
+        write_installed(args.venv, fresh)
     print(f"installed {len(wheels)} packages for {target} into {python}")
 
 
 def run(args: argparse.Namespace) -> None:
-    root = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.abspath(args.bundle or os.path.dirname(os.path.abspath(__file__)))
     try:
         with open(args.allowed_signers, "rb") as handle:  # may well be a link: the user's file
-            allowed = handle.read().decode("utf-8")
-        _parse_allowed_signers(allowed, args.allowed_signers)
+            allowed = handle.read(1024 * 1024).decode("utf-8")
+        signers = _parse_allowed_signers(allowed, args.allowed_signers)
     except (OSError, UnicodeDecodeError) as exc:
         raise Failure(EXIT_INPUT, [f"{args.allowed_signers}: cannot read: {exc}"]) from None
     except SshsigError as exc:
         raise Failure(EXIT_INPUT, [str(exc)]) from None
-    check = check_bundle(root)
+    identity = args.identity or sole_principal([signer.principals for signer in signers])
+    if identity is None:
+        fields = [signer.principals for signer in signers]
+        raise Failure(EXIT_SIGNATURE, [identity_required(fields, args.allowed_signers)])
+    # The signature over SHA256SUMS first: nothing else in the bundle is parsed
+    # before it holds, so a forged manifest.json cannot even reach json.loads.
     try:
-        signer = check_signature(root, allowed, args.allowed_signers, args.identity)
+        signer = check_signature(root, allowed, args.allowed_signers, identity)
     except SshsigError as exc:
-        raise Failure(EXIT_SIGNATURE, [f"{SIGNATURE}: {exc}", *check.problems]) from None
+        raise Failure(EXIT_SIGNATURE, [f"{SIGNATURE}: {exc}"]) from None
+    check = check_bundle(root)
     if check.problems:
         raise Failure(EXIT_INTEGRITY, [f"{len(check.problems)} problem(s) found", *check.problems])
+    manifest = load_json(root, MANIFEST, [])
+    fresh = freshness(manifest, identity, sha256_file(os.path.join(root, MANIFEST))[0])
+    problem = freshness_problem(fresh, None, datetime.now(timezone.utc), allow_rollback=False)
+    if problem:
+        raise Failure(EXIT_FRESHNESS, [problem])
     print(f"verified {len(check.verified)} files, signed by {signer}", flush=True)
     if not args.verify_only:
-        install(root, args)
+        install(root, args, fresh)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="install.py", description="Verify this lockship bundle, then pip install it."
+        prog="install.py",
+        description="Verify a lockship bundle (this script's directory, or --bundle), "
+        "then pip install it.",
     )
     parser.add_argument(
         "--allowed-signers",
@@ -613,7 +957,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         help="the reviewer's allowed_signers file (never one from the bundle)",
     )
     parser.add_argument(
-        "--identity", metavar="ID", help="principal the signer must be listed as (default: any)"
+        "--identity",
+        metavar="ID",
+        help="principal the signer must be listed as "
+        "(needed unless allowed_signers lists exactly one)",
+    )
+    parser.add_argument(
+        "--bundle",
+        metavar="DIR",
+        help="the bundle to check (default: this script's directory); with a copy of "
+        "install.py from the trust kit, never the bundle's own",
     )
     parser.add_argument(
         "--venv", metavar="DIR", help="install into this virtual environment; created if missing"
@@ -625,6 +978,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         "(default: the one running this script)",
     )
     parser.add_argument("--verify-only", action="store_true", help="check, install nothing")
+    parser.add_argument(
+        "--allow-rollback",
+        action="store_true",
+        help="install even a bundle older than the one last installed into --venv",
+    )
     try:
         run(parser.parse_args(argv))
     except Failure as exc:

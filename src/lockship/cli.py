@@ -747,12 +747,22 @@ def verify_command(
 def install_command(
     bundle: Path = typer.Argument(..., help="Signed bundle directory or its .tar archive."),
     allowed_signers: Path = ALLOWED_SIGNERS,
-    identity: Optional[str] = IDENTITY,
+    identity: Optional[str] = typer.Option(
+        None,
+        "--identity",
+        help="Principal the signer must be listed as (needed unless allowed_signers "
+        "lists exactly one; exit 7).",
+    ),
     python: Optional[str] = typer.Option(
         None, "--python", help="Interpreter to install into (with --venv: the one creating it)."
     ),
     venv: Optional[Path] = typer.Option(
         None, "--venv", help="Virtual environment to install into; created if missing."
+    ),
+    allow_rollback: bool = typer.Option(
+        False,
+        "--allow-rollback",
+        help="Install even a bundle older than the one last installed into --venv.",
     ),
     quiet: bool = QUIET,
     verbose: bool = VERBOSE,
@@ -774,6 +784,7 @@ def install_command(
             identity=identity,
             python=python,
             venv=venv,
+            allow_rollback=allow_rollback,
             on_output=show,
         )
     report = result.report
@@ -781,6 +792,28 @@ def install_command(
         f"verified {report.files} files signed by {report.principal} (key {report.fingerprint}); "
         f"installed {len(result.packages)} packages into {result.python}"
     )
+
+
+@app.command("trust-kit")
+def trust_kit_command(
+    directory: Path = typer.Argument(..., help="Directory to write the kit into (created)."),
+    allowed_signers: Path = typer.Option(
+        ..., "--allowed-signers", help="The reviewer's allowed_signers file."
+    ),
+    verbose: bool = VERBOSE,
+) -> None:
+    """Write the reviewer's trust kit: allowed_signers, install.py, its sha256, README.md.
+
+    Carry it to the offline machine apart from any bundle; its install.py --bundle DIR
+    checks every bundle, so no bundle vouches for itself.
+    """
+    from lockship.trustkit import write_trust_kit  # noqa: PLC0415
+
+    with _errors(verbose):
+        kit = write_trust_kit(directory, allowed_signers)
+    for path in kit.written:
+        err.print(f"wrote {path}", markup=False)
+    typer.echo(f"{kit.script_sha256}  install.py")
 
 
 # --- publish ----------------------------------------------------------------------------

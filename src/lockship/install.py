@@ -5,11 +5,18 @@ sure the receiving interpreter fits the bundle's target (Python version,
 platform, machine, and a pip-accepted tag for every wheel), and only then run
 ``pip install --no-index --find-links wheels --require-hashes``, whose hash
 checking is a second, independent guard. The fit and pip steps are the same
-code the bundle's own ``install.py`` runs.
+code the bundle's own ``install.py`` runs: pip and venv run isolated (``-I``,
+``--isolated``, no PIP_*/PYTHON* variables, no pip configuration, an empty
+working directory), and afterwards the interpreter must hold exactly the
+pinned versions, each matching its RECORD. Into a venv, an expired bundle, or
+one older than the bundle last installed there (same series and signer), is
+refused unless ``allow_rollback``; what was installed is recorded in
+``lockship-installed.json`` in the venv.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -20,14 +27,34 @@ from typing import Any, Optional
 
 from lockship import _probe, sshsig
 from lockship._install_script import (
+    MANIFEST,
+    census,
+    census_problems,
+    clean_env,
     create_venv,
     env_mismatch,
+    freshness,
+    freshness_problem,
+    identity_required,
+    load_json,
+    locked_versions,
     pinned_hashes,
     pip_install,
+    pip_wheel,
+    read_installed,
+    sha256_file,
+    sole_principal,
     tag_mismatch,
     venv_python,
+    write_installed,
 )
-from lockship.errors import IncompatibleTargetError, InputError
+from lockship.errors import (
+    FreshnessError,
+    IncompatibleTargetError,
+    InputError,
+    IntegrityError,
+    SignatureError,
+)
 from lockship.sign import read_record
 from lockship.verify import VerifyReport, open_bundle, verify_directory
 
@@ -51,7 +78,11 @@ def _probe_interpreter(python: str) -> dict[str, Any]:
     """Marker environment and pip's tags of ``python``, from ``_probe.py`` run by it."""
     try:
         proc = subprocess.run(
-            [python, "-I", _probe.__file__], capture_output=True, text=True, check=False
+            [python, "-I", _probe.__file__],
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            check=False,
         )
         data: dict[str, Any] = json.loads(proc.stdout)
     except OSError as exc:
@@ -71,6 +102,7 @@ def install_bundle(
     identity: Optional[str],
     python: Optional[str],
     venv: Optional[Path],
+    allow_rollback: bool = False,
     on_output: Callable[[str], None] = _ignore,
 ) -> InstallResult:
     """Verify a bundle (directory or archive), check the interpreter fits, pip install it.
@@ -78,10 +110,19 @@ def install_bundle(
     :param python: the interpreter to install into; with ``venv``, the one that
         creates a missing venv (default there: the interpreter running lockship).
     :param venv: a virtual environment to install into, created when missing.
+    :param identity: the principal that must have signed; None only when
+        allowed_signers lists exactly one.
+    :param allow_rollback: install into ``venv`` even a bundle older than the
+        one recorded there.
     :param on_output: called with each line pip prints.
     :raises InputError: neither ``python`` nor ``venv``; ``venv`` is not a venv.
-    :raises SignatureError, VerificationError: the bundle failed verification;
+    :raises SignatureError, VerificationError: the bundle failed verification,
+        or ``identity`` is None and allowed_signers lists several principals;
         nothing was run.
+    :raises FreshnessError: the bundle expired, or is older than the one
+        installed into ``venv``.
+    :raises IntegrityError: after pip, the interpreter does not hold exactly the
+        pinned distributions with their RECORDs.
     :raises IncompatibleTargetError: the interpreter does not fit the bundle's
         target, cannot create the venv, or pip failed (with pip's last lines).
     """
@@ -90,8 +131,21 @@ def install_bundle(
             "say where to install", where=str(bundle), hint="pass --venv DIR or --python PATH"
         )
     signers = sshsig.load_allowed_signers(allowed_signers)
+    fields = [signer.principals for signer in signers]
+    identity = identity or sole_principal(fields)
+    if identity is None:
+        raise SignatureError(
+            identity_required(fields, str(allowed_signers)),
+            hint="pass --identity PRINCIPAL: the one whose signature you trust for this bundle",
+        )
     with open_bundle(bundle) as root:
         report = verify_directory(root, signers, identity=identity, where=str(bundle))
+        now = dt.datetime.now(dt.timezone.utc)
+        manifest = load_json(str(root), MANIFEST, [])
+        fresh = freshness(manifest, identity, sha256_file(str(root / MANIFEST))[0])
+        problem = freshness_problem(fresh, None, now, allow_rollback=False)
+        if problem:
+            raise FreshnessError(problem, where=str(bundle))
         record = read_record(root)
         target, target_env = record.target.name, record.target.marker_environment
         receiver = python or sys.executable
@@ -101,13 +155,21 @@ def install_bundle(
             # checked below, with the venv's own pip.
             env = _probe_interpreter(receiver)["marker_environment"]
             problem = env_mismatch(target, target_env, env, receiver)
-            problem = problem or create_venv(receiver, str(venv))
+            problem = problem or create_venv(receiver, str(venv), pip_wheel(str(root)))
             if problem:
                 raise IncompatibleTargetError(problem, where=str(bundle))
         if venv is not None:
             receiver = venv_python(str(venv))
             if not (venv / "pyvenv.cfg").is_file():
                 raise InputError("not a virtual environment (no pyvenv.cfg)", where=str(venv))
+            previous = read_installed(str(venv))
+            problem = freshness_problem(fresh, previous, now, allow_rollback=allow_rollback)
+            if problem:
+                raise FreshnessError(
+                    problem,
+                    where=str(bundle),
+                    hint=f"{venv / 'lockship-installed.json'} records what was installed",
+                )
         hashes = pinned_hashes(str(root))
         wheels = [f for f in record.files if f.sha256 in hashes]
         facts = _probe_interpreter(receiver)
@@ -115,6 +177,7 @@ def install_bundle(
         problem = problem or tag_mismatch(facts["tags"], [f.path for f in wheels], receiver)
         if problem:
             raise IncompatibleTargetError(problem, where=str(bundle))
+        before = census(receiver)
         status, tail = pip_install(receiver, str(root), on_output)
         if status != 0:
             raise IncompatibleTargetError(
@@ -122,6 +185,16 @@ def install_bundle(
                 where=receiver,
                 hint="pip's output above says why; a fresh --venv DIR avoids conflicts",
             )
+        prefix = None if venv is None else str(venv)
+        problems = census_problems(locked_versions(str(root)), before, census(receiver), prefix)
+        if problems:
+            raise IntegrityError(
+                "\n  ".join(["pip did not install exactly the bundle:", *problems]),
+                where=receiver,
+                hint="nothing but lockship should tell pip what to install; use a fresh --venv",
+            )
+        if venv is not None:
+            write_installed(str(venv), fresh)
     return InstallResult(
         python=receiver,
         venv=venv,

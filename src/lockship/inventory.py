@@ -29,7 +29,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from lockship._compat import tomllib
-from lockship._install_script import COMMENT, logical_lines, read_bytes
+from lockship._install_script import logical_lines, read_bytes, strip_comment
 from lockship.errors import InputError, IntegrityError
 from lockship.licenses import LicenseInfo, license_from_metadata
 from lockship.lockfile import read_lock
@@ -111,7 +111,7 @@ class Inventory:
 def _requirements_pins(path: Path, text: str) -> list[tuple[str, str]]:
     pins: list[tuple[str, str]] = []
     for number, line in logical_lines(text):
-        content = COMMENT.sub("", line).strip()
+        content = strip_comment(line).strip()
         if not content:
             continue
         if re.match(r"(-r|-e|--requirement|--editable)\b", content):

@@ -366,42 +366,93 @@ def render_install_script() -> str:
 def _render_install_doc(record: BundleRecord, principal: str) -> str:
     env = record.target.marker_environment
     count = len(record.files)
+    # Nothing runs with the bundle as its current or script directory before the
+    # extra-file check: `python -m venv` there would import a planted venv/.
     return f"""# Checking and installing this bundle
 
 {count} package{"s" if count != 1 else ""} for target {record.target.name}: \
 {record.target.description}. Use Python {env["python_version"]} on \
 {env["platform_system"]} {env["platform_machine"]}; the wheels were chosen for it.
 
-## 1. Get allowed_signers from the reviewer
+## 1. Get the trust kit from the reviewer
 
-Get the `allowed_signers` file from the reviewer through a separate channel
-(in person, your configuration management), **never from this bundle or the
-medium it came on**: whoever could alter the bundle could alter that too. It
-holds a line like `{principal} namespaces="{NAMESPACE}" ssh-ed25519 AAAA...`.
+Get the reviewer's trust kit (`lockship trust-kit`: `allowed_signers`,
+`install.py`, `install.py.sha256`, `README.md`) through a separate channel (in
+person, your configuration management), **never from this bundle or the
+medium it came on**: whoever could alter the bundle could alter that too.
+`allowed_signers` holds a line like
+`{principal} namespaces="{NAMESPACE}" ssh-ed25519 AAAA...`.
 
-## 2. Check and install with stock tools
+Run nothing from this directory yet, and no `python3` here: a file planted
+beside the signed ones would run. Name everything by absolute path:
 
-In this directory, each command must succeed before the next:
+```sh
+BUNDLE=/absolute/path/to/this/bundle
+KIT=/absolute/path/to/the/trust-kit
+VENV=/absolute/path/to/venv
+```
 
-    sha256sum -c {SUMS}
-    ssh-keygen -Y verify -f /path/to/allowed_signers -I {principal} -n {NAMESPACE} \\
-        -s {SIGNATURE} < {SUMS}
-    python3 -m venv /path/to/venv
-    /path/to/venv/bin/python -m pip install --no-index --find-links wheels \\
-        --require-hashes -r {REQUIREMENTS}
+## 2. Check the signature first
 
-`sha256sum -c` does not notice extra files; pip installs only what
-{REQUIREMENTS} pins by sha256.
+With ssh-keygen (OpenSSH 8.2 or later):
 
-## Or: install.py (Python 3.8+, standard library only)
+```sh
+ssh-keygen -Y verify -f "$KIT/allowed_signers" -I {principal} -n {NAMESPACE} \\
+    -s "$BUNDLE/{SIGNATURE}" < "$BUNDLE/{SUMS}"
+```
 
-    python3 {INSTALL_SCRIPT} --allowed-signers /path/to/allowed_signers \\
-        --identity {principal} --venv /path/to/venv
+Without ssh-keygen, with the trust kit's verifier (never the bundle's own
+`{INSTALL_SCRIPT}`); it also makes every check of step 3:
 
-It makes the same checks, also refuses files {SUMS} does not list, checks that
-the interpreter fits the target, then runs the same pip command.
-`--verify-only` checks and installs nothing. Exit codes: 6 a file check
-failed, 7 bad or missing signature, 12 the interpreter does not fit.
+```sh
+(cd "$KIT" && sha256sum -c {INSTALL_SCRIPT}.sha256)
+python3 -I "$KIT/{INSTALL_SCRIPT}" --bundle "$BUNDLE" --allowed-signers "$KIT/allowed_signers" \\
+    --identity {principal} --verify-only
+```
+
+## 3. Then the files: every one listed, nothing else
+
+`sha256sum -c` does not notice extra files, so the file list is compared too:
+
+```sh
+(cd "$BUNDLE" && sha256sum --strict --quiet -c {SUMS})
+LISTED=$(mktemp)
+cut -c67- "$BUNDLE/{SUMS}" | LC_ALL=C sort > "$LISTED"
+(cd "$BUNDLE" && find . ! -type d ! -path ./{SUMS} ! -path ./{SIGNATURE}) | cut -c3- \\
+    | LC_ALL=C sort | diff "$LISTED" -
+```
+
+## 4. Only then install, isolated
+
+```sh
+python3 -I -m venv "$VENV"
+PIP_CONFIG_FILE=/dev/null "$VENV/bin/python" -I -m pip install --isolated --no-index \\
+    --find-links "$BUNDLE/wheels" --require-hashes --no-cache-dir -r "$BUNDLE/{REQUIREMENTS}"
+```
+
+`-I` keeps the current directory, PYTHON* variables and user site-packages
+out; `--isolated` and `PIP_CONFIG_FILE=/dev/null` keep PIP_* variables and
+every pip configuration file out. pip installs only what {REQUIREMENTS} pins
+by sha256.
+
+## Or, steps 2 to 4 in one: the trust kit's install.py (Python 3.8+, standard library only)
+
+```sh
+(cd "$KIT" && sha256sum -c {INSTALL_SCRIPT}.sha256)
+python3 -I "$KIT/{INSTALL_SCRIPT}" --bundle "$BUNDLE" --allowed-signers "$KIT/allowed_signers" \\
+    --identity {principal} --venv "$VENV"
+```
+
+It checks the signature before anything else, refuses files {SUMS} does not
+list, checks that the interpreter fits the target, runs the same isolated pip
+command (bootstrapping pip from the bundle's own pip wheel, when the bundle
+pins pip, so a Python without ensurepip will do), then checks that the venv
+holds exactly the pinned versions, each matching its RECORD. It refuses an
+expired bundle, or one older than the bundle it last installed into that venv
+(`lockship-installed.json` there), unless `--allow-rollback`. `--verify-only`
+checks and installs nothing. Exit codes: 6 a file check failed, 7 bad or
+missing signature (or --identity needed), 12 the interpreter does not fit or
+pip failed, 14 expired or older than the bundle installed.
 """
 
 

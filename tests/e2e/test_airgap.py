@@ -20,8 +20,10 @@ minutes; marked ``e2e`` (arm64 under qemu: ``slow_e2e``, opt-in).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -169,3 +171,94 @@ def test_locked_fetched_signed_bundle_installs_offline(machine, tmp_path):
     ], steps
     assert "STEP tampered-exit 6" in steps
     assert f"{env['python_full_version']} {env['platform_machine']} numpy {locked['numpy']}" in steps[-1]
+
+
+# --- issue 9: the documented offline order, and the trust kit, on the real machines ----------
+
+TRUST_SCRIPT = r"""
+set -e
+bundle=$1
+mkdir /tmp/in && cd /tmp/in && tar -xf /bundle/$bundle.tar && tar -xf /bundle/tampered.tar -C /tmp && cd /
+export BUNDLE=/tmp/in/$bundle KIT=/bundle/kit VENV=/tmp/venv
+sh -c 'cd "$KIT" && sha256sum -c --quiet install.py.sha256' && echo "STEP kit-sha256"
+set +e
+python3 -I "$KIT/install.py" --bundle /tmp/tampered --allowed-signers "$KIT/allowed_signers" --verify-only
+echo "STEP tampered-exit $?"
+set -e
+for block in /bundle/blocks/*.sh; do bash -e "$block"; echo "STEP $(basename "$block" .sh)"; done
+"$VENV/bin/python" -I -c 'import alpha, beta; print("STEP imports", alpha.__version__, beta.__version__)'
+test ! -e /tmp/witness && echo "STEP nothing-planted-ran"
+"""
+
+
+def _carry(tmp_path: Path, target: str, real_wheels: tuple[Path, ...] = ()) -> tuple[Path, str]:
+    """A signed bundle archive, the trust kit, a tampered copy and INSTALL.md's blocks
+    (signature by the kit's verifier, file list, install), ready for /bundle."""
+    sys.path.insert(0, str(HERE.parent))
+    from bundles import flip_byte, make_bundle, make_keys, only_wheel  # noqa: PLC0415
+    from cli_runner import run  # noqa: PLC0415
+    from lockship._install_script import render_sums  # noqa: PLC0415
+
+    bundle = make_bundle(tmp_path, target=target, real_wheels=real_wheels)
+    keys = make_keys(tmp_path)
+    code, _, err = run("sign", str(bundle), "--key", str(keys.plain), "-q", "--archive")
+    assert code == 0, err
+    carry = tmp_path / "carry"
+    (carry / "blocks").mkdir(parents=True)
+    assert run("trust-kit", str(carry / "kit"), "--allowed-signers", str(keys.allowed))[0] == 0
+    shutil.copy(bundle.with_suffix(".tar"), carry)
+    # The attacker's copy: a wheel swapped, SHA256SUMS rewritten, install.py that says yes,
+    # a planted pip/ for anyone who runs Python inside it.
+    flip_byte(only_wheel(bundle, "alpha"))
+    (bundle / "install.py").write_text("print('verified, signed by release')\n")
+    names = [line.split("  ", 1)[1] for line in (bundle / "SHA256SUMS").read_text().splitlines()]
+    (bundle / "SHA256SUMS").write_text(render_sums({n: hashlib.sha256((bundle / n).read_bytes()).hexdigest() for n in names}))
+    (bundle / "pip").mkdir()
+    (bundle / "pip" / "__main__.py").write_text("open('/tmp/witness', 'w')\n")
+    subprocess.run(["tar", "-cf", str(carry / "tampered.tar"), "-C", str(bundle.parent), "--transform", f"s,^{bundle.name},tampered,", bundle.name], check=True)
+    blocks = re.findall(r"```sh\n(.*?)```", (bundle / "INSTALL.md").read_text(), re.DOTALL)
+    _, _, kit_check, files, install, _ = blocks
+    for name, text in (("1-signature", kit_check), ("2-files", files), ("3-install", install)):
+        (carry / "blocks" / f"{name}.sh").write_text(text)
+    return carry, bundle.name
+
+
+@pytest.mark.parametrize("machine", ["bullseye-amd64", "trixie-amd64"])
+def test_documented_offline_order_and_trust_kit(machine, tmp_path):
+    ensure_machine(machine)
+    carry, name = _carry(tmp_path, str(TARGETS / f"{machine}.json"))
+    proc = subprocess.run(
+        [str(HARNESS / "run-offline.sh"), machine, str(carry), "--", "sh", "-c", TRUST_SCRIPT, "sh", name],
+        capture_output=True, text=True, check=False,
+    )
+    steps = [line for line in proc.stdout.splitlines() if line.startswith("STEP ")]
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert steps == [
+        "STEP kit-sha256", "STEP tampered-exit 7", "STEP 1-signature", "STEP 2-files",
+        "STEP 3-install", "STEP imports 1.0 2.0", "STEP nothing-planted-ran",
+    ], steps
+
+
+PIP_WHEEL = sorted(Path(sys.base_prefix).glob("lib/python3*/ensurepip/_bundled/pip-*.whl"))
+
+
+@pytest.mark.skipif(not PIP_WHEEL, reason="needs a pip wheel to carry (ensurepip's)")
+def test_python3_only_machine_installs_with_the_bundles_pip(tmp_path):
+    # Debian bookworm minbase with python3 alone: no python3-pip, no ensurepip.
+    ensure_machine("bookworm-python3-only")
+    carry, name = _carry(tmp_path, "linux-cp311", real_wheels=(PIP_WHEEL[-1],))
+    script = (
+        "set -e; python3 -c 'import ensurepip' 2>/dev/null && exit 99; echo 'STEP no-ensurepip'; "
+        f"mkdir /tmp/in && cd /tmp/in && tar -xf /bundle/{name}.tar && cd /; "
+        f"python3 -I /bundle/kit/install.py --bundle /tmp/in/{name} "
+        "--allowed-signers /bundle/kit/allowed_signers --venv /tmp/venv; "
+        "/tmp/venv/bin/python -I -c 'import alpha, beta, pip; print(\"STEP imports\", pip.__version__)'"
+    )
+    proc = subprocess.run(
+        [str(HARNESS / "run-offline.sh"), "bookworm-python3-only", str(carry), "--", "sh", "-c", script],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert "created virtual environment /tmp/venv" in proc.stdout
+    assert "STEP no-ensurepip" in proc.stdout
+    assert f"STEP imports {PIP_WHEEL[-1].name.split('-')[1]}" in proc.stdout
