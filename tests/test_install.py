@@ -477,14 +477,14 @@ def test_lockship_install_refuses_a_rollback_install_py_recorded(tmp_path: Path,
     sign(bundle, keys)
     assert install(bundle, keys, "--venv", str(venv))[0] == 0
     record = json.loads((venv / "lockship-installed.json").read_text())
-    assert (record["series"], record["sequence"], record["signer"]) == (None, 0, "release")
+    assert (record["series"], record["sequence"], record["signer"]) == ("host", 1, "release")
     # Later, a bundle of sequence 3 was installed there (by install.py, say).
     (venv / "lockship-installed.json").write_text(json.dumps({**record, "sequence": 3}))
     code, _, err = install(bundle, keys, "--venv", str(venv))
     assert code == 14
     assert err == (
-        f"lockship: error: {bundle}: manifest.json: sequence 0 of series None is older than "
-        "sequence 3, installed there (signed None); --allow-rollback installs it anyway\n"
+        f"lockship: error: {bundle}: manifest.json: sequence 1 of series 'host' is older than "
+        f"sequence 3, installed there (signed {record['signed_at']}); --allow-rollback installs it anyway\n"
         f"  hint: {venv / 'lockship-installed.json'} records what was installed\n"
     )
     assert install(bundle, keys, "--venv", str(venv), "--allow-rollback")[0] == 0
