@@ -211,3 +211,42 @@ def test_pipeline_audit_licences_and_report(project):
     code, out, err = run("run", "pipelines/app.toml")
     assert code == 15
     assert "  app-core 1.0: licence unknown, and allow-licenses is set\n" in err
+
+
+def test_cli_and_pipeline_make_the_same_lock_from_the_same_settings(tmp_path, monkeypatch, index_server, wheel_dir):
+    """One options path: flags and a [lock] table give one request, so one lock."""
+    monkeypatch.chdir(tmp_path)
+    server = index_server()
+    server.add(make_wheel(wheel_dir, "app-core", "1.0", requires_dist=["tomli"]), upload_time=EARLY)
+    server.add(make_wheel(wheel_dir, "tomli", "2.0"), upload_time=EARLY)
+    (tmp_path / "app.in").write_text("app-core\n")
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "app.toml").write_text(f"""
+[pipeline]
+locks = "../locks-run"
+output = "../dist"
+[lock]
+requirements = ["../app.in"]
+targets = ["linux-cp311"]
+index-url = "{server.simple_url}"
+use-pip-config = false
+exclude-newer = "2024-06-01"
+only-binary = ["App_Core"]
+""")
+    code, _, err = run(
+        "lock", "-r", "app.in", "--target", "linux-cp311", "--index-url", server.simple_url,
+        "--no-pip-config", "--exclude-newer", "2024-06-01", "--only-binary", "App_Core",
+        "-o", "locks-cli", "-q",
+    )
+    assert code == 0, err
+    code, _, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    from lockship.lockfile import read_lock
+
+    by_cli = read_lock(tmp_path / "locks-cli" / "pylock.linux-cp311.toml")
+    by_run = read_lock(tmp_path / "locks-run" / "pylock.linux-cp311.toml")
+    assert by_cli.settings.only_binary == ("app-core",)
+    assert by_cli.command.startswith("lockship lock -r app.in --target linux-cp311")
+    assert by_run.command == "lockship run pipelines/app.toml"
+    # The regenerate command is the one difference, and the only one in the fingerprint.
+    assert by_cli.model_copy(update={"command": by_run.command}).fingerprinted() == by_run

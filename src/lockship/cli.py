@@ -24,9 +24,9 @@ from rich.console import Console
 
 from lockship import __version__
 from lockship.errors import ExitCode, InputError, LockshipError
-from lockship.lock import LockRequest, TargetResult, gather_inputs, lock
+from lockship.lock import TargetResult, lock
 from lockship.models import format_size, format_timestamp
-from lockship.options import LockConfig, load_tool_config, parse_timestamp
+from lockship.options import LockConfig, load_tool_config, parse_timestamp, plan_lock
 from lockship.pipconfig import IndexStrategy, load_index_config
 from lockship.targets import Target, make_floors, parse_target
 
@@ -213,55 +213,45 @@ def lock_command(
     with _errors(verbose):
         pyproject = Path("pyproject.toml")
         config = load_tool_config(pyproject) if pyproject.is_file() else None
-        cfg = config or LockConfig()
-        specs = target or cfg.targets or ["host"]
-        floors = make_floors(glibc or cfg.glibc, musl or cfg.musl, macos or cfg.macos)
-        targets = tuple(parse_target(spec, floors) for spec in specs)
-        _unique_names(targets)
+        cfg = (config or LockConfig()).with_flags(
+            requirements=[p.as_posix() for p in requirement],
+            constraints=[p.as_posix() for p in constraint],
+            targets=target,
+            exclude_newer=(
+                parse_timestamp(exclude_newer, where="--exclude-newer") if exclude_newer else None
+            ),
+            output_dir=output_dir.as_posix() if output_dir else None,
+            pre=pre,
+            only_binary=only_binary,
+            extras=extra,
+            all_extras=all_extras,
+            groups=group,
+            index_url=index_url,
+            extra_index_urls=extra_index_url,
+            find_links=find_links,
+            no_index=no_index,
+            index_strategy=index_strategy,
+            glibc=glibc,
+            musl=musl,
+            macos=macos,
+        )
+        if no_pip_config:
+            cfg = cfg.model_copy(update={"use_pip_config": False})
         # With [tool.lockship] and no requirements listed, the project's own
         # dependencies are the inputs.
-        project_inputs = [pyproject] if config is not None else []
-        inputs = gather_inputs(
-            requirement or [Path(f) for f in cfg.requirements] or project_inputs,
-            constraint or [Path(f) for f in cfg.constraints],
-            extras=extra or cfg.extras,
-            all_extras=all_extras or cfg.all_extras,
-            groups=group or cfg.groups,
-        )
-        cutoff = (
-            parse_timestamp(exclude_newer, where="--exclude-newer") if exclude_newer
-            else cfg.exclude_newer
-        )
-        file_options = inputs.options
-        index_config = load_index_config(
-            use_pip_config=not no_pip_config and cfg.use_pip_config,
-            file_options=file_options,
-            index_url=index_url or cfg.index_url,
-            extra_index_urls=[*cfg.extra_index_urls, *extra_index_url],
-            find_links=[*cfg.find_links, *find_links],
-            no_index=no_index or cfg.no_index,
-            strategy=index_strategy or cfg.index_strategy,
-        )
-        binary = {*(only_binary or cfg.only_binary), *file_options.only_binary}
-        flags = _result_flags(pre or cfg.pre or file_options.pre, sorted(binary), extra, group)
+        plan = plan_lock(cfg, default_inputs=[pyproject] if config is not None else [])
+        flags = _result_flags(plan.pre, sorted(plan.only_binary), extra, group)
+        specs = cfg.targets or ["host"]
         results = []
         reporter = _LockProgress(quiet or json_output)
-        for one in targets:
-            request = LockRequest(
-                inputs=inputs,
-                targets=(one,),
-                index_config=index_config,
-                output_dir=output_dir or Path(cfg.output_dir or "locks"),
-                exclude_newer=cutoff,
-                pre=pre or cfg.pre or file_options.pre,
-                only_binary=frozenset(_canonical_binary(binary)),
+        for one in plan.targets:
+            request = plan.request(
+                one,
+                command=_command(requirement, _spec_for(one, specs), plan.exclude_newer, flags),
                 upgrade=frozenset([":all:"] if upgrade else upgrade_package),
-                extras=tuple(extra or cfg.extras),
-                groups=tuple(group or cfg.groups),
                 offline=offline,
                 refresh=refresh,
                 jobs=jobs,
-                command=_command(requirement, _spec_for(one, specs), cutoff, flags),
                 check=check,
                 cache_dir=cache_dir,
             )
@@ -281,27 +271,12 @@ def lock_command(
         raise typer.Exit(int(ExitCode.CHANGED if stale else ExitCode.OK))
 
 
-def _unique_names(targets: tuple[Target, ...]) -> None:
-    names = [t.name for t in targets]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InputError(
-            f"two targets are named {dupes[0]!r}; their locks would collide", where="--target"
-        )
-
-
 def _spec_for(target: Target, specs: list[str]) -> str:
     for spec in specs:
         probed = target.source not in ("short name", "host")
         if spec == target.name or (probed and spec == target.source):
             return spec
     return target.name
-
-
-def _canonical_binary(values: set[str]) -> set[str]:
-    from packaging.utils import canonicalize_name  # noqa: PLC0415
-
-    return {v if v.startswith(":") else canonicalize_name(v) for v in values if v != ":none:"}
 
 
 def _result_flags(pre: bool, binary: list[str], extras: list[str], groups: list[str]) -> list[str]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,7 +55,14 @@ from lockship.resolve import Resolution, ResolveOptions, Root, resolve
 from lockship.sdists import build_env, source_date_epoch
 from lockship.targets import Target
 
-__all__ = ["LockReporter", "LockRequest", "TargetResult", "gather_inputs", "lock"]
+__all__ = [
+    "LockReporter",
+    "LockRequest",
+    "TargetResult",
+    "canonical_only_binary",
+    "gather_inputs",
+    "lock",
+]
 
 
 
@@ -96,6 +104,7 @@ class LockRequest:
     check: bool = False
     reuse: bool = False  # keep a lock whose inputs did not change, without resolving
     cache_dir: Optional[Path] = None
+    inputs_base: Optional[Path] = None  # inputs are recorded relative to it (None: the cwd)
 
 
 @dataclass(frozen=True)
@@ -151,7 +160,10 @@ def gather_inputs(
     return merge_inputs(*parts)
 
 
-def _display(path: Path) -> str:
+def _display(path: Path, base: Optional[Path] = None) -> str:
+    """An input as recorded: relative to ``base`` (a pipeline's), or to the cwd when under it."""
+    if base is not None:
+        return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
@@ -186,7 +198,7 @@ def _target_info(target: Target) -> TargetInfo:
     )
 
 
-def _only_binary(request: LockRequest) -> frozenset[str]:
+def canonical_only_binary(values: Iterable[str]) -> frozenset[str]:
     """``--only-binary`` names canonicalized, however the CLI, pyproject or pipeline spelled them.
 
     It is a security control (no build code runs for these projects), so
@@ -194,7 +206,7 @@ def _only_binary(request: LockRequest) -> frozenset[str]:
     """
     return frozenset(
         name if name.startswith(":") else canonicalize_name(name)
-        for name in request.only_binary
+        for name in values
         if name != ":none:"
     )
 
@@ -206,7 +218,7 @@ def _settings(request: LockRequest) -> LockSettings:
         find_links=tuple(redact_url(u) for u in config.find_links),
         index_strategy=config.strategy.value,
         pre=request.pre,
-        only_binary=tuple(sorted(_only_binary(request))),
+        only_binary=tuple(sorted(canonical_only_binary(request.only_binary))),
         extras=tuple(sorted(request.extras)),
         groups=tuple(sorted(request.groups)),
     )
@@ -406,10 +418,10 @@ def _index_lister(request: LockRequest) -> Lister:
 PYPROJECT_SCOPE = "dependency tables"
 
 
-def input_file(path: Path) -> InputFile:
+def input_file(path: Path, base: Optional[Path] = None) -> InputFile:
     """An input's digest: the whole file, or a pyproject.toml's dependency tables."""
     if path.name != "pyproject.toml":
-        return InputFile(path=_display(path), sha256=file_digest(path)[0])
+        return InputFile(path=_display(path, base), sha256=file_digest(path)[0])
     document = tomllib.loads(path.read_text(encoding="utf-8"))
     project = document.get("project", {})
     relevant = {
@@ -420,12 +432,12 @@ def input_file(path: Path) -> InputFile:
     }
     encoded = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
     return InputFile(
-        path=_display(path), sha256=hashlib.sha256(encoded).hexdigest(), scope=PYPROJECT_SCOPE
+        path=_display(path, base), sha256=hashlib.sha256(encoded).hexdigest(), scope=PYPROJECT_SCOPE
     )
 
 
 def _input_files(request: LockRequest) -> tuple[InputFile, ...]:
-    return tuple(input_file(p) for p in request.inputs.files)
+    return tuple(input_file(p, request.inputs_base) for p in request.inputs.files)
 
 
 def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[TargetResult]:
@@ -480,7 +492,7 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
         options = ResolveOptions(
             exclude_newer=request.exclude_newer,
             pre=request.pre,
-            only_binary=_only_binary(request),
+            only_binary=canonical_only_binary(request.only_binary),
             prefer=_previous_pins(toml),
             upgrade=request.upgrade,
             jobs=request.jobs,

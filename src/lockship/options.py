@@ -6,23 +6,33 @@ the wrong type is an error that names the file, the line and the key.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from lockship._compat import tomllib
 from lockship.errors import InputError
-from lockship.pipconfig import IndexStrategy
+from lockship.pipconfig import IndexConfig, IndexStrategy
+
+if TYPE_CHECKING:
+    from lockship.lock import LockRequest
+    from lockship.requirements import Inputs
+    from lockship.targets import Target
 
 __all__ = [
     "LockConfig",
+    "LockPlan",
     "key_line",
     "load_tool_config",
     "located",
     "parse_timestamp",
+    "plan_lock",
     "read_toml",
     "validation_error",
 ]
@@ -91,6 +101,129 @@ class LockConfig(BaseModel):
         if isinstance(value, datetime) and value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value
+
+
+    def with_flags(self, **flags: Any) -> LockConfig:
+        """This config with the command line's flags over it.
+
+        A flag that was given (not empty, not False, not None) replaces the
+        file's value; ``extra-index-urls`` and ``find-links`` are appended to it.
+        """
+        update: dict[str, Any] = {}
+        for key, value in flags.items():
+            if value is None or value is False or value == []:
+                continue
+            update[key] = [*getattr(self, key), *value] if key in _APPENDED else value
+        return self.model_copy(update=update)
+
+
+_APPENDED = frozenset({"extra_index_urls", "find_links"})
+
+
+@dataclass(frozen=True)
+class LockPlan:
+    """The settings of one lock run, merged once for ``lockship lock`` and pipelines alike."""
+
+    inputs: Inputs
+    targets: tuple[Target, ...]
+    index_config: IndexConfig
+    output_dir: Path
+    exclude_newer: Optional[datetime]
+    pre: bool
+    only_binary: frozenset[str]
+    extras: tuple[str, ...]
+    groups: tuple[str, ...]
+    inputs_base: Optional[Path] = None
+
+    def request(self, target: Target, *, command: str, **run: Any) -> LockRequest:
+        """The request that locks ``target``; ``run`` holds the per-run switches
+        (upgrade, offline, refresh, jobs, check, reuse, cache_dir)."""
+        from lockship.lock import LockRequest  # noqa: PLC0415
+
+        return LockRequest(
+            inputs=self.inputs,
+            targets=(target,),
+            index_config=self.index_config,
+            output_dir=self.output_dir,
+            exclude_newer=self.exclude_newer,
+            pre=self.pre,
+            only_binary=self.only_binary,
+            extras=self.extras,
+            groups=self.groups,
+            command=command,
+            inputs_base=self.inputs_base,
+            **run,
+        )
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return Path(os.path.normpath(path if path.is_absolute() else base / path))
+
+
+def plan_lock(
+    cfg: LockConfig,
+    *,
+    base: Path = Path(),
+    default_inputs: Sequence[Path] = (),
+    output_dir: Optional[Path] = None,
+    inputs_base: Optional[Path] = None,
+) -> LockPlan:
+    """Read the inputs, targets and index configuration that ``cfg`` names.
+
+    :param base: the directory relative paths of ``cfg`` start from (the
+        pipeline file's, or the current one's for ``lockship lock``).
+    :param default_inputs: the inputs when ``cfg`` lists none.
+    :param output_dir: where the locks go, over ``cfg``'s ``output-dir``.
+    :param inputs_base: the directory inputs are recorded relative to
+        (None: the current one).
+    :raises InputError: naming the file, target or option at fault.
+    """
+    from lockship.lock import canonical_only_binary, gather_inputs  # noqa: PLC0415
+    from lockship.pipconfig import load_index_config  # noqa: PLC0415
+    from lockship.targets import make_floors, parse_target  # noqa: PLC0415
+
+    floors = make_floors(cfg.glibc, cfg.musl, cfg.macos)
+    targets = []
+    for spec in cfg.targets or ["host"]:
+        probe = _resolve(base, spec)  # a probe file beside the pipeline, or a short name
+        named = str(probe) if base != Path() and probe.is_file() else spec
+        targets.append(parse_target(named, floors))
+    names = [t.name for t in targets]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(
+            f"two targets are named {dupes[0]!r}; their locks would collide", where="--target"
+        )
+    inputs = gather_inputs(
+        [_resolve(base, f) for f in cfg.requirements] or list(default_inputs),
+        [_resolve(base, f) for f in cfg.constraints],
+        extras=cfg.extras,
+        all_extras=cfg.all_extras,
+        groups=cfg.groups,
+        base=base,
+    )
+    index_config = load_index_config(
+        use_pip_config=cfg.use_pip_config,
+        file_options=inputs.options,
+        index_url=cfg.index_url,
+        extra_index_urls=cfg.extra_index_urls,
+        find_links=[f if "://" in f else str(_resolve(base, f)) for f in cfg.find_links],
+        no_index=cfg.no_index,
+        strategy=cfg.index_strategy,
+    )
+    return LockPlan(
+        inputs=inputs,
+        targets=tuple(targets),
+        index_config=index_config,
+        output_dir=output_dir or _resolve(base, cfg.output_dir or "locks"),
+        exclude_newer=cfg.exclude_newer,
+        pre=cfg.pre or inputs.options.pre,
+        only_binary=canonical_only_binary([*cfg.only_binary, *inputs.options.only_binary]),
+        extras=tuple(cfg.extras),
+        groups=tuple(cfg.groups),
+        inputs_base=inputs_base,
+    )
 
 
 _TABLE = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$")

@@ -50,12 +50,17 @@ from lockship import sshsig
 from lockship._fs import atomic_write_bytes, atomic_write_text, exclusive_lock
 from lockship.errors import BusyError, InputError, LockshipError, SignatureError
 from lockship.fetch import FetchReporter, FetchRequest, fetch
-from lockship.lock import LockReporter, LockRequest, gather_inputs, lock
+from lockship.lock import LockReporter, LockRequest, lock
 from lockship.lockfile import lock_paths
-from lockship.options import LockConfig, key_line, located, read_toml, validation_error
-from lockship.pipconfig import IndexConfig, load_index_config
-from lockship.requirements import IndexOptions
-from lockship.targets import Target, make_floors, parse_target
+from lockship.options import (
+    LockConfig,
+    key_line,
+    located,
+    plan_lock,
+    read_toml,
+    validation_error,
+)
+from lockship.targets import Target
 
 if TYPE_CHECKING:
     from lockship.audit import AuditReport
@@ -192,29 +197,6 @@ class RunReporter(LockReporter, FetchReporter, Protocol):
     def note(self, message: str) -> None: ...
 
 
-def _targets(pipeline: Pipeline) -> list[Target]:
-    cfg = pipeline.spec.lock
-    floors = make_floors(cfg.glibc, cfg.musl, cfg.macos)
-    out = []
-    for spec in pipeline.spec.lock.targets:
-        probe = pipeline.resolve(spec)
-        out.append(parse_target(str(probe) if probe.is_file() else spec, floors))
-    return out
-
-
-def _index_config(pipeline: Pipeline, file_options: IndexOptions) -> IndexConfig:
-    cfg = pipeline.spec.lock
-    return load_index_config(
-        use_pip_config=cfg.use_pip_config,
-        file_options=file_options,
-        index_url=cfg.index_url,
-        extra_index_urls=cfg.extra_index_urls,
-        find_links=[str(pipeline.resolve(f)) if "://" not in f else f for f in cfg.find_links],
-        no_index=cfg.no_index,
-        strategy=cfg.index_strategy,
-    )
-
-
 def run_pipeline(
     pipeline: Pipeline,
     *,
@@ -230,20 +212,11 @@ def run_pipeline(
     bundle in use by another process (BusyError) skips the targets after it.
     With ``check``, nothing is written: each row says whether its lock is current.
     """
-    cfg = pipeline.spec.lock
-    inputs = gather_inputs(
-        [pipeline.resolve(f) for f in cfg.requirements],
-        [pipeline.resolve(f) for f in cfg.constraints],
-        extras=cfg.extras,
-        all_extras=cfg.all_extras,
-        groups=cfg.groups,
-        base=pipeline.base,
-    )
-    index_config = _index_config(pipeline, inputs.options)
+    plan = plan_lock(pipeline.spec.lock, base=pipeline.base, output_dir=pipeline.locks)
     key = None if check else _signing_key(pipeline, reporter)
     rows = []
     busy = False
-    for target in _targets(pipeline):
+    for target in plan.targets:
         row = TargetRun(target.name)
         if busy:
             # Another process is running this pipeline too: going on to the next target
@@ -255,19 +228,11 @@ def run_pipeline(
         try:
             _run_target(
                 pipeline, target, row,
-                request=LockRequest(
-                    inputs=inputs,
-                    targets=(target,),
-                    index_config=index_config,
-                    output_dir=pipeline.locks,
-                    exclude_newer=cfg.exclude_newer,
-                    pre=cfg.pre or inputs.options.pre,
-                    only_binary=frozenset([*cfg.only_binary, *inputs.options.only_binary]),
-                    upgrade=frozenset([":all:"] if upgrade else []),
-                    extras=tuple(cfg.extras),
-                    groups=tuple(cfg.groups),
-                    offline=offline,
+                request=plan.request(
+                    target,
                     command=pipeline.command,
+                    upgrade=frozenset([":all:"] if upgrade else []),
+                    offline=offline,
                     check=check,
                     reuse=not upgrade,
                     cache_dir=cache_dir,
