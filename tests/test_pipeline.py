@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli_runner import run
+from lockship.lockfile import read_lock
 from pkgbuild import make_sdist, make_wheel
 
 EARLY = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -241,8 +242,6 @@ only-binary = ["App_Core"]
     assert code == 0, err
     code, _, err = run("run", "pipelines/app.toml", "--json")
     assert code == 0, err
-    from lockship.lockfile import read_lock
-
     by_cli = read_lock(tmp_path / "locks-cli" / "pylock.linux-cp311.toml")
     by_run = read_lock(tmp_path / "locks-run" / "pylock.linux-cp311.toml")
     assert by_cli.settings.only_binary == ("app-core",)
@@ -250,3 +249,32 @@ only-binary = ["App_Core"]
     assert by_run.command == "lockship run pipelines/app.toml"
     # The regenerate command is the one difference, and the only one in the fingerprint.
     assert by_cli.model_copy(update={"command": by_run.command}).fingerprinted() == by_run
+
+
+def test_a_pipeline_run_from_another_directory_keeps_its_locks(project, monkeypatch):
+    root, _ = project
+    code, _, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    locks = {p.name: p.read_bytes() for p in (root / "locks").iterdir()}
+    lock = read_lock(root / "locks" / "pylock.linux_aarch64-cp311.toml")
+    assert [i.path for i in lock.inputs] == ["pipelines/app.in"]
+    assert lock.command == "lockship run pipelines/app.toml"
+    elsewhere = root / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, _, err = run("run", "../pipelines/app.toml", "--upgrade", "--json")
+    assert code == 0, err
+    assert {p.name: p.read_bytes() for p in (root / "locks").iterdir()} == locks
+    for where in (elsewhere, root / "pipelines", Path("/")):
+        monkeypatch.chdir(where)
+        code, _, err = run("run", str(root / "pipelines" / "app.toml"), "--check", "--json")
+        assert code == 0, err
+
+
+def test_lockships_own_locks_check_from_any_directory(monkeypatch, tmp_path):
+    """CI may run anywhere: the committed locks must not depend on the cwd."""
+    pipeline = Path(__file__).parents[1] / "pipelines" / "lockship.toml"
+    for where in (tmp_path, pipeline.parent, pipeline.parents[1]):
+        monkeypatch.chdir(where)
+        code, _, err = run("run", str(pipeline), "--check", "--offline", "-q")
+        assert code == 0, err

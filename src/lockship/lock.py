@@ -170,7 +170,7 @@ def _display(path: Path, base: Optional[Path] = None) -> str:
         return path.resolve().as_posix()
 
 
-def _roots(inputs: Inputs) -> list[Root]:
+def _roots(inputs: Inputs, base: Optional[Path]) -> list[Root]:
     roots = []
     for item in inputs.requirements:
         if item.requirement.url:
@@ -179,7 +179,7 @@ def _roots(inputs: Inputs) -> list[Root]:
                 where=str(item.source),
                 hint="put the file in a --find-links directory and require it by name",
             )
-        path = item.source.path
+        path = item.source.path if base is None else _display(Path(item.source.path), base)
         label = path if path.endswith("pyproject.toml") else f"-r {path}"
         roots.append(Root(item.requirement, label, item.hashes))
     return roots
@@ -456,7 +456,7 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
             check_lock(request, target, inputs=inputs, settings=settings, lister=lister)
             for target in request.targets
         ]
-    roots = _roots(request.inputs)
+    roots = _roots(request.inputs, request.inputs_base)
     if not roots:
         raise InputError(
             "no requirements to lock",

@@ -30,7 +30,9 @@ A pipeline file is declarative and lives in the operator's repository::
 Signing applies the licence policy of ``[lock]`` (``allow-licenses``,
 ``deny-licenses``) and writes the SBOM into every bundle.
 
-Relative paths are relative to the pipeline file's directory. Runs are
+Relative paths are relative to the pipeline file's directory; locks record
+their inputs, and the command that regenerates them, relative to the directory
+above it (``Pipeline.root``), so they are the same from any directory. Runs are
 incremental: a target whose inputs did not change keeps its lock without
 resolving, a complete bundle is not fetched again, and a signature that still
 verifies with the configured key is kept.
@@ -138,8 +140,18 @@ class Pipeline:
         return self.resolve(self.spec.pipeline.locks)
 
     @property
+    def root(self) -> Path:
+        """The directory above the pipeline's (the repository, for ``pipelines/<name>.toml``).
+
+        Locks record their inputs and the command that regenerates them from
+        here, so they do not depend on the directory lockship was run from.
+        """
+        return self.base.resolve().parent
+
+    @property
     def command(self) -> str:
-        return f"lockship run {self.path.as_posix()}"
+        relative = self.path.resolve().relative_to(self.root).as_posix()
+        return f"lockship run {relative}"
 
 
 def load_pipeline(path: Path) -> Pipeline:
@@ -212,7 +224,9 @@ def run_pipeline(
     bundle in use by another process (BusyError) skips the targets after it.
     With ``check``, nothing is written: each row says whether its lock is current.
     """
-    plan = plan_lock(pipeline.spec.lock, base=pipeline.base, output_dir=pipeline.locks)
+    plan = plan_lock(
+        pipeline.spec.lock, base=pipeline.base, output_dir=pipeline.locks, inputs_base=pipeline.root
+    )
     key = None if check else _signing_key(pipeline, reporter)
     rows = []
     busy = False
