@@ -114,22 +114,40 @@ def test_throwaway_key_is_made_beside_the_output_and_announced(project):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[lock]\nrequirements = ['app.in']\n", "targets: no target listed"),
+        ("[lock]\nrequirements = ['app.in']\n", "app.toml:1: [lock] targets: no target listed"),
         ("[lock]\ntargets = ['linux-cp39']\n\n[sign]\nkey = 'k'\nidenity = 'x'\n", "app.toml:6: [sign] idenity: unknown key"),
         ("[lock]\ntargets = ['linux-cp39']\nexclude-newer = 'soon'\n", "app.toml:3: [lock] exclude-newer: invalid timestamp 'soon'"),
-        ("[lock]\ntargets = 'linux-cp39'\n", "app.toml:2: [lock] targets: Input should be a valid list"),
-        ("[pipeline]\noutput = 'x'\n", "no [lock] table"),
-        ("[lok]\n", "no [lock] table"),
+        ("[lock]\ntargets = ['linux-cp39']\nexclude-newer = 5\n", "app.toml:3: [lock] exclude-newer: must be a date or an RFC 3339 timestamp"),
+        ("[lock]\ntargets = 'linux-cp39'\n", "app.toml:2: [lock] targets must be a list of target names or probe files"),
+        ("[lock]\nrequirements = 'app.in'\ntargets = ['linux-cp39']\n", "app.toml:2: [lock] requirements must be a list of files"),
+        ("[lock]\ntargets = ['linux-cp39']\n[fetch]\njobs = 'many'\n", "app.toml:4: [fetch] jobs must be a whole number"),
+        ("[lock]\ntargets = ['linux-cp39']\n[fetch]\ninclude-self = 'no'\n", "app.toml:4: [fetch] include-self must be true or false"),
+        ("[lock]\ntargets = ['linux-cp39']\n[audit]\nignore = ['X-1']\n", "app.toml:4: [audit] ignore must be a table"),
+        ("[lock]\ntargets = ['linux-cp39']\n[report]\nformat = 'pdf'\n", "app.toml:4: [report] format must be one of 'html', 'markdown' or 'json'"),
+        ("lock = 3\n", "app.toml:1: [lock] must be a table"),
+        ("[pipeline]\noutput = 'x'\n", "app.toml: no [lock] table"),
+        ("[lok]\ntargets = ['linux-cp39']\n", "app.toml:1: [lok]: unknown table"),
         ("[lock]\ntargets = ['linux-cp39']\n[fetsh]\n", "app.toml:3: [fetsh]: unknown table"),
-        ("[lock\n", "invalid TOML"),
+        ("[lock]\ntargets = ['linux-cp39', 'bogus-cp3']\n", "app.toml:2: [lock] targets: unknown target 'bogus-cp3'"),
+        ("[lock]\ntargets = ['linux-cp39', 'linux-cp39']\n", "app.toml:2: [lock] targets: two targets are named 'linux-cp39'; their locks would collide"),
     ],
 )
 def test_pipeline_errors_name_file_line_and_key(tmp_path, monkeypatch, text, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "app.toml").write_text(text)
+    (tmp_path / "app.in").write_text("app-core\n")
     code, _, err = run("run", "app.toml")
     assert code == 3, err
-    assert message in err
+    assert err.splitlines()[0] == f"lockship: error: {message}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.in", "app.toml"]  # nothing written
+
+
+def test_invalid_toml_is_one_located_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.toml").write_text("[lock\n")
+    code, _, err = run("run", "app.toml")
+    assert code == 3, err
+    assert err.startswith("lockship: error: app.toml: invalid TOML: ")
     assert "Traceback" not in err
 
 

@@ -14,7 +14,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from lockship._compat import tomllib
 from lockship.errors import InputError
@@ -31,6 +38,7 @@ __all__ = [
     "key_line",
     "load_tool_config",
     "located",
+    "parse_targets",
     "parse_timestamp",
     "plan_lock",
     "read_toml",
@@ -71,13 +79,13 @@ class LockConfig(BaseModel):
     index_url: Optional[str] = None
     extra_index_urls: list[str] = []
     find_links: list[str] = []
-    no_index: bool = False
+    no_index: StrictBool = False
     index_strategy: Optional[IndexStrategy] = None
-    use_pip_config: bool = True
-    pre: bool = False
+    use_pip_config: StrictBool = True
+    pre: StrictBool = False
     only_binary: list[str] = []
     extras: list[str] = []
-    all_extras: bool = False
+    all_extras: StrictBool = False
     groups: list[str] = []
     glibc: Optional[str] = None
     musl: Optional[str] = None
@@ -100,6 +108,8 @@ class LockConfig(BaseModel):
             return parse_timestamp(value, where="exclude-newer")
         if isinstance(value, datetime) and value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
+        if value is not None and not isinstance(value, datetime):  # not seconds since 1970
+            raise ValueError("must be a date or an RFC 3339 timestamp")
         return value
 
 
@@ -161,6 +171,29 @@ def _resolve(base: Path, value: str) -> Path:
     return Path(os.path.normpath(path if path.is_absolute() else base / path))
 
 
+def parse_targets(cfg: LockConfig, *, base: Path = Path()) -> tuple[Target, ...]:
+    """The targets ``cfg`` names (the host when none), each once.
+
+    :param base: the directory a relative probe file is looked for in.
+    :raises InputError: for an unknown target, or two targets of one name.
+    """
+    from lockship.targets import make_floors, parse_target  # noqa: PLC0415
+
+    floors = make_floors(cfg.glibc, cfg.musl, cfg.macos)
+    targets = []
+    for spec in cfg.targets or ["host"]:
+        probe = _resolve(base, spec)  # a probe file beside the pipeline, or a short name
+        named = str(probe) if base != Path() and probe.is_file() else spec
+        targets.append(parse_target(named, floors))
+    names = [t.name for t in targets]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(
+            f"two targets are named {dupes[0]!r}; their locks would collide", where="--target"
+        )
+    return tuple(targets)
+
+
 def plan_lock(
     cfg: LockConfig,
     *,
@@ -181,20 +214,8 @@ def plan_lock(
     """
     from lockship.lock import canonical_only_binary, gather_inputs  # noqa: PLC0415
     from lockship.pipconfig import load_index_config  # noqa: PLC0415
-    from lockship.targets import make_floors, parse_target  # noqa: PLC0415
 
-    floors = make_floors(cfg.glibc, cfg.musl, cfg.macos)
-    targets = []
-    for spec in cfg.targets or ["host"]:
-        probe = _resolve(base, spec)  # a probe file beside the pipeline, or a short name
-        named = str(probe) if base != Path() and probe.is_file() else spec
-        targets.append(parse_target(named, floors))
-    names = [t.name for t in targets]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InputError(
-            f"two targets are named {dupes[0]!r}; their locks would collide", where="--target"
-        )
+    targets = parse_targets(cfg, base=base)
     inputs = gather_inputs(
         [_resolve(base, f) for f in cfg.requirements] or list(default_inputs),
         [_resolve(base, f) for f in cfg.constraints],
@@ -262,12 +283,51 @@ def validation_error(
     key = ".".join(loc)
     line = key_line(text, loc[0], table) if loc else key_line(text, table)
     where = f"{path}:{line}" if line else str(path)
-    message = first["msg"]
     if first["type"] == "extra_forbidden":
-        message = "unknown key" if key else "unknown table"
-    elif "ctx" in first and "error" in first["ctx"]:
-        message = str(first["ctx"]["error"])
-    return InputError(f"[{table}]{' ' + key if key else ''}: {message}", where=where)
+        what = f"[{table}] {key}: unknown key" if key else f"[{table}]: unknown table"
+        return InputError(what, where=where)
+    if "ctx" in first and "error" in first["ctx"]:
+        return InputError(f"[{table}] {key}: {first['ctx']['error']}", where=where)
+    subject = f"[{table}] {key}" if key else f"[{table}]"
+    return InputError(f"{subject} {_english(first, key)}", where=where)
+
+
+# What a list holds, for "requirements must be a list of files".
+_ITEMS = {
+    "requirements": "files",
+    "constraints": "files",
+    "targets": "target names or probe files",
+    "extra-index-urls": "URLs",
+    "find-links": "paths or URLs",
+    "only-binary": "project names",
+    "extras": "extra names",
+    "groups": "group names",
+    "allow-licenses": "SPDX identifiers",
+    "deny-licenses": "SPDX identifiers",
+}
+
+
+def _english(error: Any, key: str) -> str:
+    """pydantic's error type as what the key must be ("must be a list of files")."""
+    kind = error["type"]
+    if kind == "list_type":
+        items = _ITEMS.get(key)
+        return f"must be a list of {items}" if items else "must be a list"
+    if kind.startswith(("string_", "str_")):
+        return "must be a string"
+    if kind.startswith("bool_"):
+        return "must be true or false"
+    if kind.startswith("int_"):
+        return "must be a whole number"
+    if kind.startswith(("dict_", "model_")):
+        return "must be a table"
+    if kind in ("literal_error", "enum"):
+        return f"must be one of {error['ctx']['expected']}"
+    if kind == "missing":
+        return "is missing"
+    if kind.startswith("datetime_"):
+        return "must be a date or an RFC 3339 timestamp"
+    return f"is not valid: {error['msg']}"
 
 
 def located(exc: InputError, *, path: Path, text: str, table: str) -> InputError:

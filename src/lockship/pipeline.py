@@ -58,6 +58,7 @@ from lockship.options import (
     LockConfig,
     key_line,
     located,
+    parse_targets,
     plan_lock,
     read_toml,
     validation_error,
@@ -76,8 +77,9 @@ def _kebab(name: str) -> str:
 
 
 class _Table(BaseModel):
+    # strict: TOML has types, so "no" is not false and "8" is not a number
     model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=_kebab, populate_by_name=True
+        frozen=True, extra="forbid", alias_generator=_kebab, populate_by_name=True, strict=True
     )
 
 
@@ -160,6 +162,14 @@ def load_pipeline(path: Path) -> Pipeline:
     :raises InputError: naming the file, the line and the key of the first problem.
     """
     text, document = read_toml(path)
+    unknown = sorted(set(document) - set(PipelineFile.model_fields))
+    if unknown:
+        line = key_line(text, unknown[0])
+        raise InputError(
+            f"[{unknown[0]}]: unknown table",
+            where=f"{path}:{line}" if line else str(path),
+            hint="the tables are " + ", ".join(f"[{name}]" for name in PipelineFile.model_fields),
+        )
     if "lock" not in document:
         raise InputError(
             "no [lock] table",
@@ -179,6 +189,15 @@ def load_pipeline(path: Path) -> Pipeline:
             where=f"{path}:{line}" if line else str(path),
             hint='e.g. targets = ["linux-cp39"]',
         )
+    try:
+        parse_targets(spec.lock, base=path.parent)
+    except InputError as exc:
+        line = key_line(text, "targets", "lock")
+        raise InputError(
+            f"[lock] targets: {exc.message}",
+            where=f"{path}:{line}" if line else str(path),
+            hint=exc.hint,
+        ) from None
     return Pipeline(path, spec.pipeline.name or path.stem, spec, path.parent)
 
 
