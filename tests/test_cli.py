@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +72,19 @@ def test_every_command_has_an_example_quiet_and_a_machine_readable_result(comman
     assert f"Example:\n    lockship {command} " in out
     assert "-q, --quiet" in out
     assert "--json" in out or "--format" in out or command == "probe"  # probe prints JSON
+
+
+def test_a_closed_stdout_is_a_quiet_exit_141():
+    """``lockship targets | head -1``: the reader went away; no internal error."""
+    script = Path(sys.executable).with_name("lockship")
+    proc = subprocess.Popen([script, "targets"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before lockship has started: its first write fails
+    assert (proc.wait(), proc.stderr.read()) == (141, b"")
+    proc.stderr.close()
+
+
+def test_probe_reports_pips_version():
+    code, out, err = run("probe")
+    assert code == 0, err
+    assert json.loads(out)["pip_version"] == version("pip")

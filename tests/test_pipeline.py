@@ -296,3 +296,11 @@ def test_lockships_own_locks_check_from_any_directory(monkeypatch, tmp_path):
         monkeypatch.chdir(where)
         code, _, err = run("run", str(pipeline), "--check", "--offline", "-q")
         assert code == 0, err
+
+
+def test_the_readme_shows_the_demo_pipeline_as_it_is():
+    root = Path(__file__).parents[1]
+    demo = (root / "pipelines" / "demo.toml").read_text()
+    readme = (root / "README.md").read_text()
+    shown = readme.split("`pipelines/demo.toml`:\n\n```toml\n", 1)[1].split("```", 1)[0]
+    assert shown == demo[demo.index("[pipeline]"):]

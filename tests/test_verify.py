@@ -323,3 +323,21 @@ def test_no_such_bundle(tmp_path: Path, keys: Keys) -> None:
     code, _, err = verify(tmp_path / "nope", keys)
     assert code == 3
     assert err == f"lockship: error: {tmp_path / 'nope'}: no such bundle directory or archive\n"
+
+
+def test_verify_says_what_is_not_a_bundle(tmp_path: Path) -> None:
+    signers = tmp_path / "allowed_signers"
+    signers.write_text("")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("hello\n")
+    hint = "  hint: give the directory lockship fetch wrote (dist/<target>), or its .tar\n"
+    code, _, err = run("verify", str(tmp_path / "empty"), "--allowed-signers", str(signers))
+    assert (code, err) == (3, (
+        f"lockship: error: {tmp_path / 'empty'}: not a bundle: no bundle.json "
+        f"(written by lockship fetch)\n{hint}"
+    ))
+    code, _, err = run("verify", str(tmp_path / "notes.txt"), "--allowed-signers", str(signers))
+    assert (code, err) == (3, (
+        f"lockship: error: {tmp_path / 'notes.txt'}: not a bundle: neither a directory nor a "
+        f"tar archive\n{hint}"
+    ))

@@ -64,8 +64,19 @@ class _Group(TyperGroup):
             return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx: Any) -> Any:
-        with _usage_form():
-            return super().invoke(ctx)
+        try:
+            with _usage_form():
+                return super().invoke(ctx)
+        except BrokenPipeError:
+            _broken_pipe()
+
+
+def _broken_pipe() -> NoReturn:
+    """The reader went away (``lockship targets | head -1``): stop quietly with 128 + SIGPIPE."""
+    with contextlib.suppress(OSError, ValueError):  # no stdout file under a test runner
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so flushing stdout at exit cannot fail again
+    raise typer.Exit(int(ExitCode.BROKEN_PIPE))
 
 
 app = typer.Typer(

@@ -563,12 +563,18 @@ def _place(
         tmp.unlink(missing_ok=True)
 
 
-def render_bundle_requirements(lock: Lock, files: Sequence[BundleFile]) -> str:
-    """The installable lock of a bundle: pins and hashes of exactly its wheels."""
+def render_bundle_requirements(
+    lock: Lock, files: Sequence[BundleFile], name: str = "requirements.txt"
+) -> str:
+    """The installable lock of a bundle: pins and hashes of exactly its wheels.
+
+    :param name: the file it is written to, named in its install command.
+    """
     install = "python -m pip install --no-index --find-links wheels --require-hashes"
+    what = "lockship itself" if name == SELF_REQUIREMENTS else "lockship bundle"
     lines = [
-        f"# lockship bundle for {lock.target.name} ({lock.target.description}): install with",
-        f"#   {install} -r requirements.txt",
+        f"# {what} for {lock.target.name} ({lock.target.description}): install with",
+        f"#   {install} -r {name}",
     ]
     for item in sorted(files, key=lambda f: f.name):
         lines.append(f"{item.name}=={item.version} \\")
@@ -619,7 +625,8 @@ def _assemble(
     atomic_write_bytes(dest / lock_name, request.lock_path.read_bytes())
     atomic_write_text(dest / "requirements.txt", render_bundle_requirements(lock, files))
     if self_plan:
-        atomic_write_text(dest / SELF_REQUIREMENTS, render_bundle_requirements(lock, self_files))
+        text = render_bundle_requirements(lock, self_files, SELF_REQUIREMENTS)
+        atomic_write_text(dest / SELF_REQUIREMENTS, text)
     record = BundleRecord(
         lockship_version=__version__,
         target=lock.target,

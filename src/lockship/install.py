@@ -10,6 +10,7 @@ code the bundle's own ``install.py`` runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from lockship._install_script import (
     tag_mismatch,
     venv_python,
 )
-from lockship.errors import IncompatibleTargetError, InputError
+from lockship.errors import FilesystemError, IncompatibleTargetError, InputError
 from lockship.sign import read_record
 from lockship.verify import VerifyReport, open_bundle, verify_directory
 
@@ -101,8 +102,13 @@ def install_bundle(
             # checked below, with the venv's own pip.
             env = _probe_interpreter(receiver)["marker_environment"]
             problem = env_mismatch(target, target_env, env, receiver)
-            problem = problem or create_venv(receiver, str(venv))
             if problem:
+                raise IncompatibleTargetError(problem, where=str(bundle))
+            _make_venv_dir(venv)
+            problem = create_venv(receiver, str(venv))
+            if problem:
+                with contextlib.suppress(OSError):
+                    venv.rmdir()  # only if python -m venv left it empty
                 raise IncompatibleTargetError(problem, where=str(bundle))
         if venv is not None:
             receiver = venv_python(str(venv))
@@ -129,3 +135,15 @@ def install_bundle(
         packages=tuple(sorted(f"{f.name}=={f.version}" for f in wheels)),
         report=report,
     )
+
+
+def _make_venv_dir(venv: Path) -> None:
+    """Make the venv's directory first: a refusal there is the filesystem's (exit 9)."""
+    try:
+        venv.mkdir(parents=True)
+    except OSError as exc:
+        raise FilesystemError(
+            f"cannot create the virtual environment: {exc.strerror}",
+            where=str(venv),
+            hint="choose a --venv DIR you can write to",
+        ) from None

@@ -177,7 +177,8 @@ def _roots(inputs: Inputs, base: Optional[Path]) -> list[Root]:
             raise InputError(
                 f"direct URL requirement {item.requirement} cannot be locked by name and hash",
                 where=str(item.source),
-                hint="put the file in a --find-links directory and require it by name",
+                hint=f"download the file into a directory, pass -f DIR, and require "
+                f"{item.requirement.name} by name",
             )
         path = item.source.path if base is None else _display(Path(item.source.path), base)
         label = path if path.endswith("pyproject.toml") else f"-r {path}"

@@ -637,6 +637,24 @@ def _resolve_find_links(value: str, base: Path) -> str:
 # --------------------------------------------------------------------------
 
 
+def _project_of(url: str) -> Optional[str]:
+    """The project a wheel or sdist URL is a file of ("six" for six-1.16.0-py3-none-any.whl)."""
+    from packaging.utils import (  # noqa: PLC0415
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
+
+    filename = url.rsplit("/", 1)[-1].split("#", 1)[0].split("?", 1)[0]
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        return str(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+
+
 def _parse_requirement_line(text: str, where: str) -> Requirement:
     """Parse the requirement part of a line as pip does (``parse_req_from_line``).
 
@@ -651,9 +669,10 @@ def _parse_requirement_line(text: str, where: str) -> Requirement:
         if _scheme(name) == "file":
             _refuse_local_path(name, where)
         raise InputError(
-            f"a URL requirement needs a project name: {name!r}",
+            f"a URL requirement cannot be locked by name and hash: {name!r}",
             where=where,
-            hint="write it as NAME @ URL",
+            hint=f"download the file into a directory, pass -f DIR, and require "
+            f"{_project_of(name) or 'the project'} by name",
         )
     bare = _EXTRAS_RE.sub(r"\1", name)
     before_at, at, _ = name.partition("@")
