@@ -143,7 +143,7 @@ def test_a_venv_that_cannot_be_created_is_a_filesystem_error(tmp_path: Path, key
     assert code == 9, err
     assert err == (
         "lockship: error: /proc/lockship-venv: cannot create the virtual environment: "
-        "No such file or directory\n  hint: choose a --venv DIR you can write to\n"
+        "No such file or directory\n"
     )
 
 

@@ -1,4 +1,4 @@
-"""Tests for lockship.requirements: pip requirements files and pyproject.toml inputs."""
+"""Tests for lockship.inputs: pip requirements files and pyproject.toml inputs."""
 
 from __future__ import annotations
 
@@ -15,17 +15,16 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 from lockship.errors import InputError
-from lockship.requirements import (
+from lockship.inputs import (
     IndexOptions,
     InputRequirement,
     Inputs,
     Source,
-    _break_args_options,
-    _logical_lines,
     merge_inputs,
     read_pyproject,
     read_requirements,
 )
+from lockship.inputs.requirements_file import _break_args_options, _logical_lines
 
 SHA_A = "a" * 64
 SHA_B = "B" * 64

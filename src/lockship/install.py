@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from lockship import _probe, sshsig
+from lockship._fs import filesystem_error
 from lockship._install_script import (
     create_venv,
     env_mismatch,
@@ -28,7 +29,7 @@ from lockship._install_script import (
     tag_mismatch,
     venv_python,
 )
-from lockship.errors import FilesystemError, IncompatibleTargetError, InputError
+from lockship.errors import IncompatibleTargetError, InputError
 from lockship.sign import read_record
 from lockship.verify import VerifyReport, open_bundle, verify_directory
 
@@ -142,8 +143,4 @@ def _make_venv_dir(venv: Path) -> None:
     try:
         venv.mkdir(parents=True)
     except OSError as exc:
-        raise FilesystemError(
-            f"cannot create the virtual environment: {exc.strerror}",
-            where=str(venv),
-            hint="choose a --venv DIR you can write to",
-        ) from None
+        raise filesystem_error(exc, venv, action="cannot create the virtual environment") from None

@@ -30,6 +30,7 @@ from lockship.errors import InputError, LockshipError
 from lockship.hashing import file_digest
 from lockship.http import HttpClient
 from lockship.index import IndexClient
+from lockship.inputs import Inputs, merge_inputs, read_pyproject, read_requirements
 from lockship.lockfile import lock_paths, read_lock, render_requirements, write_lock
 from lockship.metadata import MetadataFetcher
 from lockship.models import (
@@ -50,7 +51,6 @@ from lockship.origins import (
     under,
 )
 from lockship.pipconfig import IndexConfig
-from lockship.requirements import Inputs, merge_inputs, read_pyproject, read_requirements
 from lockship.resolve import Resolution, ResolveOptions, Root, resolve
 from lockship.sdists import build_env, source_date_epoch
 from lockship.targets import Target

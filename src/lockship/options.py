@@ -28,8 +28,8 @@ from lockship.errors import InputError
 from lockship.pipconfig import IndexConfig, IndexStrategy
 
 if TYPE_CHECKING:
+    from lockship.inputs import Inputs
     from lockship.lock import LockRequest
-    from lockship.requirements import Inputs
     from lockship.targets import Target
 
 __all__ = [

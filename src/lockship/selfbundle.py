@@ -26,8 +26,8 @@ from lockship._urls import url_to_path
 from lockship.cache import Cache
 from lockship.errors import BuildError, InputError
 from lockship.hashing import file_digest
+from lockship.inputs import InputRequirement, Inputs, Source
 from lockship.models import Artifact, BuiltFrom, Lock, LockedPackage
-from lockship.requirements import InputRequirement, Inputs, Source
 from lockship.sdists import build_env, build_key, build_wheel, source_date_epoch
 
 if TYPE_CHECKING:

@@ -37,6 +37,7 @@ from lockship import index, lockfile, metadata, sshsig, targets
 from lockship._install_script import SAFE_PATH, SIGNATURE, SUMS, read_sums, render_sums
 from lockship._zip import FileRangeReader, dist_info_metadata_chooser, read_member
 from lockship.errors import LockshipError
+from lockship.inputs import read_requirements
 from lockship.models import (
     Artifact,
     BuiltFrom,
@@ -49,7 +50,6 @@ from lockship.models import (
     ManifestFile,
     TargetInfo,
 )
-from lockship.requirements import read_requirements
 from lockship.sign import to_json
 
 # Moderate by default; LOCKSHIP_FUZZ_EXAMPLES=5000 for a long run.
