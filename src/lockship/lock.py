@@ -40,6 +40,7 @@ from lockship.models import (
     LockedPackage,
     LockSettings,
     TargetInfo,
+    source_date_epoch,
 )
 from lockship.origins import (
     KNOWN_FILE_HOSTS,
@@ -52,7 +53,7 @@ from lockship.origins import (
 )
 from lockship.pipconfig import IndexConfig
 from lockship.resolve import Resolution, ResolveOptions, Root, resolve
-from lockship.sdists import build_env, source_date_epoch
+from lockship.sdists import build_env
 from lockship.targets import Target
 
 __all__ = [

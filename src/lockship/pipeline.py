@@ -375,7 +375,8 @@ def _sign(
     bundle: Path, key: sshsig.SigningKey, identity: str, options: DossierOptions
 ) -> str:
     from lockship.dossier import AUDIT_FILE, SBOM_FILE, make_dossier  # noqa: PLC0415
-    from lockship.sign import SIGN_OUTPUTS, sign_bundle  # noqa: PLC0415
+    from lockship.models import SIGN_OUTPUTS  # noqa: PLC0415
+    from lockship.sign import sign_bundle  # noqa: PLC0415
 
     sums, signature = bundle / "SHA256SUMS", bundle / "SHA256SUMS.sig"
     if all((bundle / name).is_file() for name in SIGN_OUTPUTS if name != AUDIT_FILE):

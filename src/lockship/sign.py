@@ -66,14 +66,13 @@ from lockship._install_script import (
 from lockship._zip import FileRangeReader, dist_info_metadata_chooser, read_member
 from lockship.errors import FilesystemError, InputError, IntegrityError, VerificationError
 from lockship.hashing import file_digest
-from lockship.models import BundleRecord, Manifest, ManifestFile
+from lockship.models import SIGN_OUTPUTS, BundleRecord, Manifest, ManifestFile
 
 if TYPE_CHECKING:
     from lockship.audit import AuditReport
     from lockship.dossier import DossierOptions
 
 __all__ = [
-    "SIGN_OUTPUTS",
     "SignResult",
     "metadata_problems",
     "read_record",
@@ -83,8 +82,6 @@ __all__ = [
     "wheel_problems",
 ]
 
-# sbom.cdx.json always, audit.json when signing audits (lockship.dossier)
-SIGN_OUTPUTS = (MANIFEST, INSTALL_DOC, INSTALL_SCRIPT, SBOM, AUDIT, SUMS, SIGNATURE)
 # An allowed_signers principal that means itself: no spaces, quotes, commas
 # (a list) or wildcards (a pattern), so INSTALL.md's `-I` and the printed line work.
 _PRINCIPAL = re.compile(r'[^\s",*?!#][^\s",*?!]*')
