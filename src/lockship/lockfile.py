@@ -36,7 +36,13 @@ from lockship._compat import tomllib
 from lockship._fs import atomic_write_text
 from lockship.errors import InputError
 from lockship.hashing import is_sha256_hex
-from lockship.models import Artifact, Lock, LockedPackage, format_timestamp
+from lockship.models import (
+    Artifact,
+    Lock,
+    LockedPackage,
+    describe_validation_error,
+    format_timestamp,
+)
 
 __all__ = [
     "lock_paths",
@@ -212,9 +218,7 @@ def read_lock(path: Path, *, legacy: bool = False) -> Lock:
         )
         return Lock(**header, packages=packages)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        location = ".".join(str(x) for x in first["loc"])
-        raise InputError(f"{first['msg']} in '{location}'", where=str(path)) from None
+        raise InputError(describe_validation_error(exc), where=str(path)) from None
     except ValueError as exc:
         raise InputError(str(exc), where=str(path)) from None
 

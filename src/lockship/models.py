@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lockship._install_script import (
     AUDIT,
@@ -54,6 +54,13 @@ def source_date_epoch(exclude_newer: Optional[datetime]) -> int:
     if exclude_newer is None:
         return DEFAULT_SOURCE_DATE_EPOCH
     return int(exclude_newer.timestamp())
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """pydantic's first error with where it is: "Field required at 'files.0.sha256'"."""
+    first = exc.errors()[0]
+    location = ".".join(str(part) for part in first["loc"])
+    return f"{first['msg']} at '{location}'"
 
 
 def format_timestamp(value: datetime) -> str:
