@@ -12,7 +12,10 @@ import pytest
 
 from bundles import SSH_KEYGEN, Keys, flip_byte, make_bundle, only_wheel, run, sign
 
-pytestmark = pytest.mark.skipif(not Path(SSH_KEYGEN).exists(), reason="needs ssh-keygen")
+pytestmark = [
+    pytest.mark.skipif(not Path(SSH_KEYGEN).exists(), reason="needs ssh-keygen"),
+    pytest.mark.slow,  # venvs and pip
+]
 
 PY38 = "/root/.pyenv/versions/3.8.18/bin/python3"
 needs_py38 = pytest.mark.skipif(not Path(PY38).exists(), reason="needs a Python 3.8")

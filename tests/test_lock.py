@@ -194,6 +194,7 @@ def test_no_file_for_the_target_names_tags_and_newest_fitting_version(world, pro
     assert "newest winonly usable on linux-cp39: 0.9" in err
 
 
+@pytest.mark.slow  # makes a venv or runs pip
 def test_lock_installs_with_real_pip_require_hashes(world, project, tmp_path):
     (project / "requirements.in").write_text("alpha[fast]\nkappa\nzeta\n")
     assert lock(world, "--target", "host")[0] == 0
