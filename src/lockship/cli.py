@@ -140,6 +140,15 @@ IGNORE = typer.Option(
     metavar="ID=REASON",
     help="Accept an advisory (its id or an alias) for this reason; recorded in the output.",
 )
+GLIBC = typer.Option(
+    None, metavar="VERSION", help="glibc floor of linux targets (default: 2.28)."
+)
+MUSL = typer.Option(
+    None, metavar="VERSION", help="musl floor of musllinux targets (default: 1.2)."
+)
+MACOS = typer.Option(
+    None, metavar="VERSION", help="macOS floor of macos targets (default: 13.0)."
+)
 CACHE_DIR = typer.Option(None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root.", metavar="DIR")
 
 
@@ -280,18 +289,9 @@ def lock_command(
     no_pip_config: bool = typer.Option(
         False, "--no-pip-config", help="Ignore pip's config files and PIP_* variables."
     ),
-    glibc: Optional[str] = typer.Option(
-        None, help="glibc floor of linux targets (default: 2.28).",
-        metavar="VERSION",
-    ),
-    musl: Optional[str] = typer.Option(
-        None, help="musl floor of musllinux targets (default: 1.2).",
-        metavar="VERSION",
-    ),
-    macos: Optional[str] = typer.Option(
-        None, help="macOS floor of macos targets (default: 13.0).",
-        metavar="VERSION",
-    ),
+    glibc: Optional[str] = GLIBC,
+    musl: Optional[str] = MUSL,
+    macos: Optional[str] = MACOS,
     offline: bool = typer.Option(False, "--offline", help="Resolve from the cache only."),
     refresh: bool = typer.Option(False, "--refresh", help="Re-fetch index pages even if cached."),
     jobs: int = typer.Option(
@@ -472,15 +472,9 @@ def probe_command(
     epilog=_example("lockship targets --glibc 2.31"),
 )
 def targets_command(
-    glibc: Optional[str] = typer.Option(
-        None, help="glibc floor (default: 2.28).",
-        metavar="VERSION",
-    ),
-    musl: Optional[str] = typer.Option(None, help="musl floor (default: 1.2).", metavar="VERSION"),
-    macos: Optional[str] = typer.Option(
-        None, help="macOS floor (default: 13.0).",
-        metavar="VERSION",
-    ),
+    glibc: Optional[str] = GLIBC,
+    musl: Optional[str] = MUSL,
+    macos: Optional[str] = MACOS,
     json_output: bool = JSON,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print the names only."),
     verbose: bool = VERBOSE,
@@ -602,18 +596,9 @@ def fetch_command(
         "to one bundle's file changes the cache and every other bundle); default: clone.",
         show_default=False,
     ),
-    glibc: Optional[str] = typer.Option(
-        None, help="glibc floor used when locking.",
-        metavar="VERSION",
-    ),
-    musl: Optional[str] = typer.Option(
-        None, help="musl floor used when locking.",
-        metavar="VERSION",
-    ),
-    macos: Optional[str] = typer.Option(
-        None, help="macOS floor used when locking.",
-        metavar="VERSION",
-    ),
+    glibc: Optional[str] = GLIBC,
+    musl: Optional[str] = MUSL,
+    macos: Optional[str] = MACOS,
     index_url: Optional[str] = typer.Option(
         None, "--index-url", "-i", help="Index whose credentials/certificates apply.", metavar="URL"
     ),

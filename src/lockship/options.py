@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -150,20 +150,8 @@ class LockPlan:
         (upgrade, offline, refresh, jobs, check, reuse, cache_dir)."""
         from lockship.lock import LockRequest  # noqa: PLC0415
 
-        return LockRequest(
-            inputs=self.inputs,
-            targets=(target,),
-            index_config=self.index_config,
-            output_dir=self.output_dir,
-            exclude_newer=self.exclude_newer,
-            pre=self.pre,
-            only_binary=self.only_binary,
-            extras=self.extras,
-            groups=self.groups,
-            command=command,
-            inputs_base=self.inputs_base,
-            **run,
-        )
+        shared = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "targets"}
+        return LockRequest(**shared, targets=(target,), command=command, **run)
 
 
 def _resolve(base: Path, value: str) -> Path:
