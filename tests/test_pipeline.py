@@ -147,7 +147,7 @@ def test_invalid_toml_is_one_located_line(tmp_path, monkeypatch):
     (tmp_path / "app.toml").write_text("[lock\n")
     code, _, err = run("run", "app.toml")
     assert code == 3, err
-    assert err.startswith("lockship: error: app.toml: invalid TOML: ")
+    assert err.startswith("lockship: error: app.toml:1: invalid TOML: ")
     assert "Traceback" not in err
 
 

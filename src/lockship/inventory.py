@@ -28,8 +28,8 @@ from packaging.pylock import Pylock, PylockUnsupportedVersionError, PylockValida
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from lockship._compat import tomllib
 from lockship._install_script import COMMENT, logical_lines, read_bytes
+from lockship._toml import parse_toml
 from lockship.errors import InputError, IntegrityError
 from lockship.licenses import LicenseInfo, license_from_metadata
 from lockship.lockfile import read_lock
@@ -140,10 +140,9 @@ def _requirements_pins(path: Path, text: str) -> list[tuple[str, str]]:
 
 
 def _pylock_pins(path: Path, text: str) -> tuple[Optional[str], list[tuple[str, str]]]:
+    document = parse_toml(text, where=str(path), what="TOML in lockfile")
     try:
-        pylock = Pylock.from_dict(tomllib.loads(text))
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:
-        raise InputError(f"invalid TOML in lockfile: {exc}", where=str(path)) from None
+        pylock = Pylock.from_dict(document)
     except (PylockValidationError, PylockUnsupportedVersionError) as exc:
         raise InputError(f"not a valid PEP 751 lock: {exc}", where=str(path)) from None
     header = (pylock.tool or {}).get("lockship")

@@ -32,8 +32,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 from pydantic import ValidationError
 
-from lockship._compat import tomllib
 from lockship._fs import atomic_write_text
+from lockship._toml import parse_toml
 from lockship.errors import InputError
 from lockship.hashing import is_sha256_hex
 from lockship.models import (
@@ -192,15 +192,17 @@ def read_lock(path: Path, *, legacy: bool = False) -> Lock:
         not valid PEP 751, or not made by lockship.
     """
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(
             f"cannot read lock: {exc.strerror}",
             where=str(path),
             hint="run `lockship lock` first",
         ) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise InputError(f"invalid TOML in lockfile: {exc}", where=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"invalid TOML in lockfile: not UTF-8 ({exc.reason})",
+                         where=str(path)) from None
+    document = parse_toml(text, where=str(path), what="TOML in lockfile")
     try:
         pylock = Pylock.from_dict(document)
     except (PylockValidationError, PylockUnsupportedVersionError) as exc:

@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from lockship._compat import tomllib
+from lockship._toml import parse_toml
 from lockship.errors import InputError
 from lockship.pipconfig import IndexConfig, IndexStrategy
 
@@ -335,11 +335,11 @@ def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
     """
     try:
         text = path.read_text(encoding="utf-8")
-        return text, tomllib.loads(text)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", where=str(path)) from None
-    except (tomllib.TOMLDecodeError, RecursionError, UnicodeDecodeError) as exc:
-        raise InputError(f"invalid TOML: {exc}", where=str(path)) from None  # deep nesting too
+    except UnicodeDecodeError as exc:
+        raise InputError(f"invalid TOML: not UTF-8 ({exc.reason})", where=str(path)) from None
+    return text, parse_toml(text, where=str(path))
 
 
 def load_tool_config(path: Path) -> Optional[LockConfig]:

@@ -64,7 +64,6 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
 )
 _PEP263_RE = re.compile(rb"coding[:=]\s*([-\w.]+)")
-_TOML_LINE_RE = re.compile(r"at line (\d+)")
 # "scheme://user:secret@": credentials often arrive through ${VAR} expansion.
 _CREDENTIALS_RE = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@")
 

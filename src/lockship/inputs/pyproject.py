@@ -14,10 +14,9 @@ from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from lockship._compat import tomllib
+from lockship._toml import parse_toml
 from lockship.errors import FilesystemError, InputError
 from lockship.inputs._parse import (
-    _TOML_LINE_RE,
     _absolute,
     _and_markers,
     _check_direct_url,
@@ -54,16 +53,7 @@ def _load_toml(path: Path, display: str) -> dict[str, Any]:
             where=f"{display}:{line}",
             hint="TOML files must be UTF-8",
         ) from None
-    try:
-        document: dict[str, Any] = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # deep nesting: malformed too
-        message = str(exc).splitlines()[0]
-        match = _TOML_LINE_RE.search(message)
-        raise InputError(
-            f"invalid TOML: {message}",
-            where=f"{display}:{match.group(1)}" if match else display,
-        ) from None
-    return document
+    return parse_toml(text, where=display)
 
 
 def _string_list(value: object, what: str, where: str) -> list[str]:
