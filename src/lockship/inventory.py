@@ -24,15 +24,13 @@ from pathlib import Path
 from typing import Optional
 
 from packaging.metadata import parse_email
-from packaging.pylock import Pylock, PylockUnsupportedVersionError, PylockValidationError
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from lockship._install_script import COMMENT, logical_lines, read_bytes
-from lockship._toml import parse_toml
 from lockship.errors import InputError, IntegrityError
 from lockship.licenses import LicenseInfo, license_from_metadata
-from lockship.lockfile import read_lock
+from lockship.lockfile import parse_pylock, read_lock
 from lockship.metadata import MetadataError, read_wheel_metadata
 from lockship.models import BundleFile, BundleRecord, Lock
 from lockship.sign import read_record
@@ -140,11 +138,7 @@ def _requirements_pins(path: Path, text: str) -> list[tuple[str, str]]:
 
 
 def _pylock_pins(path: Path, text: str) -> tuple[Optional[str], list[tuple[str, str]]]:
-    document = parse_toml(text, where=str(path), what="TOML in lockfile")
-    try:
-        pylock = Pylock.from_dict(document)
-    except (PylockValidationError, PylockUnsupportedVersionError) as exc:
-        raise InputError(f"not a valid PEP 751 lock: {exc}", where=str(path)) from None
+    pylock = parse_pylock(text, where=str(path))
     header = (pylock.tool or {}).get("lockship")
     target = header.get("target", {}).get("name") if isinstance(header, dict) else None
     pins: list[tuple[str, str]] = []

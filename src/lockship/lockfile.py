@@ -46,6 +46,7 @@ from lockship.models import (
 
 __all__ = [
     "lock_paths",
+    "parse_pylock",
     "read_lock",
     "render_pylock",
     "render_requirements",
@@ -182,6 +183,18 @@ def write_lock(lock: Lock, output_dir: Path) -> bool:
 # --- reading ------------------------------------------------------------------------
 
 
+def parse_pylock(text: str, *, where: str) -> Pylock:
+    """A PEP 751 lock, validated by ``packaging.pylock``.
+
+    :raises InputError: for invalid TOML (with its line) or an invalid lock.
+    """
+    document = parse_toml(text, where=where, what="TOML in lockfile")
+    try:
+        return Pylock.from_dict(document)
+    except (PylockValidationError, PylockUnsupportedVersionError) as exc:
+        raise InputError(f"not a valid PEP 751 lock: {exc}", where=where) from None
+
+
 def read_lock(path: Path, *, legacy: bool = False) -> Lock:
     """Read a ``pylock.<target>.toml`` written by lockship.
 
@@ -202,11 +215,7 @@ def read_lock(path: Path, *, legacy: bool = False) -> Lock:
     except UnicodeDecodeError as exc:
         raise InputError(f"invalid TOML in lockfile: not UTF-8 ({exc.reason})",
                          where=str(path)) from None
-    document = parse_toml(text, where=str(path), what="TOML in lockfile")
-    try:
-        pylock = Pylock.from_dict(document)
-    except (PylockValidationError, PylockUnsupportedVersionError) as exc:
-        raise InputError(f"not a valid PEP 751 lock: {exc}", where=str(path)) from None
+    pylock = parse_pylock(text, where=str(path))
     header = (pylock.tool or {}).get("lockship")
     if not isinstance(header, dict):
         raise InputError(
