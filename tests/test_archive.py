@@ -201,7 +201,10 @@ def test_not_a_tar_file(tmp_path: Path, keys: Keys) -> None:
     junk.write_bytes(b"not a tar" * 100)
     code, _, err = verify(junk, keys)
     assert code == 3
-    assert err.startswith(f"lockship: error: {junk}: not a readable tar archive")
+    assert err.splitlines()[0] == (
+        f"lockship: error: {junk}: not a bundle: neither a directory nor a tar archive"
+    )
+    assert len(err.splitlines()) == 2  # and its hint: one line, not the tar library's four
 
 
 # --- archives that mean different things to different readers (issue 9) ------------------

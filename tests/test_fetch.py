@@ -49,6 +49,7 @@ def fetch(server, *args: str) -> tuple[int, str, str]:
     return run("fetch", "--target", "host", "--no-pip-config", "--index-url", server.simple_url, "-q", *args)
 
 
+@pytest.mark.slow  # makes a venv or runs pip
 def test_fetch_builds_a_bundle_pip_installs_offline(served, tmp_path):
     code, _, err = fetch(served)
     assert code == 0, err

@@ -292,6 +292,7 @@ def test_backend_hooks_are_reproducible_and_honour_source_date_epoch(
 # ------------------------------------------------------------------ real pip against the index
 
 
+@pytest.mark.slow  # makes a venv or runs pip
 @pytest.mark.parametrize("formats", ["json", "html"])
 def test_pip_download_from_index(
     index_server: StartServer, wheel_dir: Path, tmp_path: Path, formats: str
@@ -325,6 +326,7 @@ def test_pip_download_from_index(
     ]
 
 
+@pytest.mark.slow  # makes a venv or runs pip
 def test_pip_download_with_basic_auth(
     index_server: StartServer, wheel_dir: Path, tmp_path: Path
 ) -> None:
@@ -339,6 +341,7 @@ def test_pip_download_with_basic_auth(
     assert all(r.has_authorization and r.status == 200 for r in server.requests)
 
 
+@pytest.mark.slow  # makes a venv or runs pip
 def test_pip_install_target_from_find_links(wheel_dir: Path, tmp_path: Path) -> None:
     make_wheel(wheel_dir, "needed-dep", "0.5", files={"needed_dep/extra.py": b"VALUE = 42\n"})
     make_wheel(
@@ -371,6 +374,7 @@ def test_pip_install_target_from_find_links(wheel_dir: Path, tmp_path: Path) -> 
     assert check.stdout.split() == ["1.2", "42"]
 
 
+@pytest.mark.slow  # makes a venv or runs pip
 def test_pip_wheel_builds_sdist_with_backend_from_index(
     index_server: StartServer, wheel_dir: Path, tmp_path: Path, backend_wheel: Path
 ) -> None:

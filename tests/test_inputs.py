@@ -1,8 +1,8 @@
 """Inputs users already have, locked through the real CLI against the suite's own index.
 
 pip's ``constraint`` (pip.conf and PIP_CONSTRAINT), ``requirements.txt`` as the
-default input, a conda ``environment.yml`` (lockship.inputs_conda) and
-``pip freeze`` output (lockship.inputs_freeze).
+default input, a conda ``environment.yml`` (lockship.inputs.conda) and
+``pip freeze`` output (lockship.inputs.freeze).
 """
 
 from __future__ import annotations

@@ -18,7 +18,10 @@ from bundles import SSH_KEYGEN, Keys, flip_byte, make_bundle, only_wheel, run, s
 from lockship import sshsig
 from lockship._install_script import create_venv, render_sums
 
-pytestmark = pytest.mark.skipif(not Path(SSH_KEYGEN).exists(), reason="needs ssh-keygen")
+pytestmark = [
+    pytest.mark.skipif(not Path(SSH_KEYGEN).exists(), reason="needs ssh-keygen"),
+    pytest.mark.slow,  # venvs and pip
+]
 
 PY38 = "/root/.pyenv/versions/3.8.18/bin/python3"
 needs_py38 = pytest.mark.skipif(not Path(PY38).exists(), reason="needs a Python 3.8")
@@ -140,6 +143,28 @@ def test_needs_a_destination(tmp_path: Path, keys: Keys) -> None:
     code, _, err = install(bundle, keys, "--venv", str(tmp_path))
     assert code == 3
     assert err == f"lockship: error: {tmp_path}: not a virtual environment (no pyvenv.cfg)\n"
+
+
+def test_a_venv_that_cannot_be_created_is_a_filesystem_error(tmp_path: Path, keys: Keys) -> None:
+    bundle = make_bundle(tmp_path)
+    sign(bundle, keys)
+    code, _, err = install(bundle, keys, "--venv", "/proc/lockship-venv")
+    assert code == 9, err
+    assert err == (
+        "lockship: error: /proc/lockship-venv: cannot create the virtual environment: "
+        "No such file or directory\n"
+    )
+
+
+def test_install_json(tmp_path: Path, keys: Keys) -> None:
+    bundle = make_bundle(tmp_path)
+    sign(bundle, keys)
+    venv = tmp_path / "venv"
+    code, out, err = install(bundle, keys, "--venv", str(venv), "--json")
+    assert (code, err) == (0, "")
+    result = json.loads(out)
+    assert result["packages"] == ["alpha==1.0", "beta==2.0"]
+    assert (result["created_venv"], result["verified"]["principal"]) == (True, "release")
 
 
 # --- install.py, on a machine without lockship -----------------------------------------------------

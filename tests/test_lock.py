@@ -194,6 +194,7 @@ def test_no_file_for_the_target_names_tags_and_newest_fitting_version(world, pro
     assert "newest winonly usable on linux-cp39: 0.9" in err
 
 
+@pytest.mark.slow  # makes a venv or runs pip
 def test_lock_installs_with_real_pip_require_hashes(world, project, tmp_path):
     (project / "requirements.in").write_text("alpha[fast]\nkappa\nzeta\n")
     assert lock(world, "--target", "host")[0] == 0
@@ -371,3 +372,22 @@ def test_check_refuses_a_lock_edited_by_hand(world, project, index_server, tmp_p
     assert code == 1
     assert "linux-cp39.txt does not match pylock.linux-cp39.toml" in err
     assert (pylock.read_bytes(), txt.read_bytes()) != generated  # --check wrote nothing
+
+
+def test_url_requirements_get_a_hint_that_leads_to_a_lock(tmp_path, monkeypatch):
+    """The hint names the way that works (a find-links directory), not another refusal."""
+    monkeypatch.chdir(tmp_path)
+    url = "https://files.example/six-1.16.0-py2.py3-none-any.whl"
+    hint = "  hint: download the file into a directory, pass -f DIR, and require six by name\n"
+    Path("bare.in").write_text(url + "\n")
+    Path("named.in").write_text(f"six @ {url}\n")
+    code, _, err = run("lock", "-r", "bare.in", "-t", "linux-cp39", "--no-pip-config", "--no-index")
+    assert (code, err) == (3, (
+        f"lockship: error: bare.in:1: a URL requirement cannot be locked by name and hash: {url!r}\n"
+        + hint
+    ))
+    code, _, err = run("lock", "-r", "named.in", "-t", "linux-cp39", "--no-pip-config", "--no-index")
+    assert (code, err) == (3, (
+        f"lockship: error: named.in:1: direct URL requirement six @ {url} cannot be locked by "
+        "name and hash\n" + hint
+    ))

@@ -31,8 +31,8 @@ from bundles import (
 )
 from lockship import _install_script, _probe, _sshsig_stdlib
 from lockship.errors import ExitCode
-from lockship.models import Manifest
-from lockship.sign import SIGN_OUTPUTS, render_install_script
+from lockship.models import SIGN_OUTPUTS, Manifest
+from lockship.sign import render_install_script
 from pkgbuild import make_wheel
 
 pytestmark = pytest.mark.skipif(not Path(SSH_KEYGEN).exists(), reason="needs ssh-keygen")

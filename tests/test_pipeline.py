@@ -114,22 +114,40 @@ def test_throwaway_key_is_made_beside_the_output_and_announced(project):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[lock]\nrequirements = ['app.in']\n", "targets: no target listed"),
+        ("[lock]\nrequirements = ['app.in']\n", "app.toml:1: [lock] targets: no target listed"),
         ("[lock]\ntargets = ['linux-cp39']\n\n[sign]\nkey = 'k'\nidenity = 'x'\n", "app.toml:6: [sign] idenity: unknown key"),
         ("[lock]\ntargets = ['linux-cp39']\nexclude-newer = 'soon'\n", "app.toml:3: [lock] exclude-newer: invalid timestamp 'soon'"),
-        ("[lock]\ntargets = 'linux-cp39'\n", "app.toml:2: [lock] targets: Input should be a valid list"),
-        ("[pipeline]\noutput = 'x'\n", "no [lock] table"),
-        ("[lok]\n", "no [lock] table"),
+        ("[lock]\ntargets = ['linux-cp39']\nexclude-newer = 5\n", "app.toml:3: [lock] exclude-newer: must be a date or an RFC 3339 timestamp"),
+        ("[lock]\ntargets = 'linux-cp39'\n", "app.toml:2: [lock] targets must be a list of target names or probe files"),
+        ("[lock]\nrequirements = 'app.in'\ntargets = ['linux-cp39']\n", "app.toml:2: [lock] requirements must be a list of files"),
+        ("[lock]\ntargets = ['linux-cp39']\n[fetch]\njobs = 'many'\n", "app.toml:4: [fetch] jobs must be a whole number"),
+        ("[lock]\ntargets = ['linux-cp39']\n[fetch]\ninclude-self = 'no'\n", "app.toml:4: [fetch] include-self must be true or false"),
+        ("[lock]\ntargets = ['linux-cp39']\n[audit]\nignore = ['X-1']\n", "app.toml:4: [audit] ignore must be a table"),
+        ("[lock]\ntargets = ['linux-cp39']\n[report]\nformat = 'pdf'\n", "app.toml:4: [report] format must be one of 'html', 'markdown' or 'json'"),
+        ("lock = 3\n", "app.toml:1: [lock] must be a table"),
+        ("[pipeline]\noutput = 'x'\n", "app.toml: no [lock] table"),
+        ("[lok]\ntargets = ['linux-cp39']\n", "app.toml:1: [lok]: unknown table"),
         ("[lock]\ntargets = ['linux-cp39']\n[fetsh]\n", "app.toml:3: [fetsh]: unknown table"),
-        ("[lock\n", "invalid TOML"),
+        ("[lock]\ntargets = ['linux-cp39', 'bogus-cp3']\n", "app.toml:2: [lock] targets: unknown target 'bogus-cp3'"),
+        ("[lock]\ntargets = ['linux-cp39', 'linux-cp39']\n", "app.toml:2: [lock] targets: two targets are named 'linux-cp39'; their locks would collide"),
     ],
 )
 def test_pipeline_errors_name_file_line_and_key(tmp_path, monkeypatch, text, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "app.toml").write_text(text)
+    (tmp_path / "app.in").write_text("app-core\n")
     code, _, err = run("run", "app.toml")
     assert code == 3, err
-    assert message in err
+    assert err.splitlines()[0] == f"lockship: error: {message}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.in", "app.toml"]  # nothing written
+
+
+def test_invalid_toml_is_one_located_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.toml").write_text("[lock\n")
+    code, _, err = run("run", "app.toml")
+    assert code == 3, err
+    assert err.startswith("lockship: error: app.toml:1: invalid TOML: ")
     assert "Traceback" not in err
 
 
@@ -252,3 +270,77 @@ def test_sign_series_and_expires_and_an_expired_bundle_is_signed_again(project):
     assert "signature current" in rows(out)["linux_aarch64-cp311"]["status"]
     again = json.loads(manifest.read_text())
     assert again["sequence"] == 3 and again["signed_at"] > "2020-02"
+
+
+def test_cli_and_pipeline_make_the_same_lock_from_the_same_settings(tmp_path, monkeypatch, index_server, wheel_dir):
+    """One options path: flags and a [lock] table give one request, so one lock."""
+    monkeypatch.chdir(tmp_path)
+    server = index_server()
+    server.add(make_wheel(wheel_dir, "app-core", "1.0", requires_dist=["tomli"]), upload_time=EARLY)
+    server.add(make_wheel(wheel_dir, "tomli", "2.0"), upload_time=EARLY)
+    (tmp_path / "app.in").write_text("app-core\n")
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "app.toml").write_text(f"""
+[pipeline]
+locks = "../locks-run"
+output = "../dist"
+[lock]
+requirements = ["../app.in"]
+targets = ["linux-cp311"]
+index-url = "{server.simple_url}"
+use-pip-config = false
+exclude-newer = "2024-06-01"
+only-binary = ["App_Core"]
+""")
+    code, _, err = run(
+        "lock", "-r", "app.in", "--target", "linux-cp311", "--index-url", server.simple_url,
+        "--no-pip-config", "--exclude-newer", "2024-06-01", "--only-binary", "App_Core",
+        "-o", "locks-cli", "-q",
+    )
+    assert code == 0, err
+    code, _, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    by_cli = read_lock(tmp_path / "locks-cli" / "pylock.linux-cp311.toml")
+    by_run = read_lock(tmp_path / "locks-run" / "pylock.linux-cp311.toml")
+    assert by_cli.settings.only_binary == ("app-core",)
+    assert by_cli.command.startswith("lockship lock -r app.in --target linux-cp311")
+    assert by_run.command == "lockship run pipelines/app.toml"
+    # The regenerate command is the one difference, and the only one in the fingerprint.
+    assert by_cli.model_copy(update={"command": by_run.command}).fingerprinted() == by_run
+
+
+def test_a_pipeline_run_from_another_directory_keeps_its_locks(project, monkeypatch):
+    root, _ = project
+    code, _, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    locks = {p.name: p.read_bytes() for p in (root / "locks").iterdir()}
+    lock = read_lock(root / "locks" / "pylock.linux_aarch64-cp311.toml")
+    assert [i.path for i in lock.inputs] == ["pipelines/app.in"]
+    assert lock.command == "lockship run pipelines/app.toml"
+    elsewhere = root / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, _, err = run("run", "../pipelines/app.toml", "--upgrade", "--json")
+    assert code == 0, err
+    assert {p.name: p.read_bytes() for p in (root / "locks").iterdir()} == locks
+    for where in (elsewhere, root / "pipelines", Path("/")):
+        monkeypatch.chdir(where)
+        code, _, err = run("run", str(root / "pipelines" / "app.toml"), "--check", "--json")
+        assert code == 0, err
+
+
+def test_lockships_own_locks_check_from_any_directory(monkeypatch, tmp_path):
+    """CI may run anywhere: the committed locks must not depend on the cwd."""
+    pipeline = Path(__file__).parents[1] / "pipelines" / "lockship.toml"
+    for where in (tmp_path, pipeline.parent, pipeline.parents[1]):
+        monkeypatch.chdir(where)
+        code, _, err = run("run", str(pipeline), "--check", "--offline", "-q")
+        assert code == 0, err
+
+
+def test_the_readme_shows_the_demo_pipeline_as_it_is():
+    root = Path(__file__).parents[1]
+    demo = (root / "pipelines" / "demo.toml").read_text()
+    readme = (root / "README.md").read_text()
+    shown = readme.split("`pipelines/demo.toml`:\n\n```toml\n", 1)[1].split("```", 1)[0]
+    assert shown == demo[demo.index("[pipeline]"):]

@@ -129,6 +129,7 @@ def test_two_targets_merge_into_one_tree(world: Signed, keys: Keys, tmp_path: Pa
     assert "linux-cp39" in (dest / "provenance.html").read_text()
 
 
+@pytest.mark.slow  # makes a venv or runs pip
 def test_pip_installs_each_target_from_the_tree_with_require_hashes(
     world: Signed, keys: Keys, tmp_path: Path
 ) -> None:

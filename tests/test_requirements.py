@@ -1,4 +1,4 @@
-"""Tests for lockship.requirements: pip requirements files and pyproject.toml inputs."""
+"""Tests for lockship.inputs: pip requirements files and pyproject.toml inputs."""
 
 from __future__ import annotations
 
@@ -15,17 +15,16 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 from lockship.errors import InputError
-from lockship.requirements import (
+from lockship.inputs import (
     IndexOptions,
     InputRequirement,
     Inputs,
     Source,
-    _break_args_options,
-    _logical_lines,
     merge_inputs,
     read_pyproject,
     read_requirements,
 )
+from lockship.inputs.requirements_file import _break_args_options, _logical_lines
 
 SHA_A = "a" * 64
 SHA_B = "B" * 64
@@ -467,8 +466,8 @@ ERROR_CASES = [
     ("sdist-file-with-marker", {"req.in": 'dist/pkg-1.0.tar.gz ; python_version > "3"\n'}, "req.in:1", "local path requirements are not supported: 'dist/pkg-1.0.tar.gz'"),
     ("file-url", {"req.in": "file:///srv/pkg-1.0.tar.gz\n"}, "req.in:1", "local path requirements are not supported"),
     ("named-relative-path", {"req.in": "pkg @ ./pkg\n"}, "req.in:1", "local path requirements are not supported"),
-    ("bare-url", {"req.in": "https://example.com/pkg-1.0.tar.gz\n"}, "req.in:1", "a URL requirement needs a project name"),
-    ("bare-vcs-url", {"req.in": "git+https://github.com/o/r@main#egg=r\n"}, "req.in:1", "needs a project name"),
+    ("bare-url", {"req.in": "https://example.com/pkg-1.0.tar.gz\n"}, "req.in:1", "a URL requirement cannot be locked by name and hash"),
+    ("bare-vcs-url", {"req.in": "git+https://github.com/o/r@main#egg=r\n"}, "req.in:1", "cannot be locked by name and hash"),
     ("unknown-option", {"req.in": "a\n--frobnicate\n"}, "req.in:2", "no such option: --frobnicate"),
     ("unknown-option-after-requirement", {"req.in": "foo==1 --frob=2\n"}, "req.in:1", "no such option: --frob"),
     ("unknown-short-option", {"req.in": "-x\n"}, "req.in:1", "no such option: -x"),

@@ -449,3 +449,21 @@ def test_identity_is_required_when_allowed_signers_lists_several_principals(
     assert keys.allowed.read_text().count("release ") == 2
     code, _, err = verify(bundle, keys)
     assert code == 7  # keys.other is not listed for release
+
+
+def test_verify_says_what_is_not_a_bundle(tmp_path: Path) -> None:
+    signers = tmp_path / "allowed_signers"
+    signers.write_text("")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("hello\n")
+    hint = "  hint: give the directory lockship fetch wrote (dist/<target>), or its .tar\n"
+    code, _, err = run("verify", str(tmp_path / "empty"), "--allowed-signers", str(signers))
+    assert (code, err) == (3, (
+        f"lockship: error: {tmp_path / 'empty'}: not a bundle: no bundle.json "
+        f"(written by lockship fetch)\n{hint}"
+    ))
+    code, _, err = run("verify", str(tmp_path / "notes.txt"), "--allowed-signers", str(signers))
+    assert (code, err) == (3, (
+        f"lockship: error: {tmp_path / 'notes.txt'}: not a bundle: neither a directory nor a "
+        f"tar archive\n{hint}"
+    ))

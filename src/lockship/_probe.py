@@ -66,7 +66,9 @@ def pip_tags(python: str) -> Tuple[List[str], Optional[str]]:
     pip_version = None
     for line in proc.stdout.splitlines():
         if line.startswith("pip version:"):
-            pip_version = line.split(":", 1)[1].strip().split()[-1]
+            # pip debug says: pip version: pip 24.0 from <path> (python 3.11)
+            words = line.split(":", 1)[1].split()
+            pip_version = words[1] if len(words) > 1 and words[0] == "pip" else None
     return tags, pip_version
 
 

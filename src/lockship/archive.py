@@ -31,7 +31,7 @@ from lockship._fs import atomic_write, atomic_write_text, filesystem_error, safe
 from lockship._install_script import list_files
 from lockship.errors import InputError, IntegrityError
 from lockship.hashing import file_digest
-from lockship.sdists import DEFAULT_SOURCE_DATE_EPOCH, source_date_epoch
+from lockship.models import DEFAULT_SOURCE_DATE_EPOCH, source_date_epoch
 from lockship.sign import read_record
 
 __all__ = [

@@ -25,7 +25,7 @@ from lockship.advisories import AdvisoryDatabase, Hit, load_database
 from lockship.cache import Cache, default_cache_dir
 from lockship.errors import InputError
 from lockship.inventory import Pins, read_pins
-from lockship.models import format_timestamp
+from lockship.models import describe_validation_error, format_timestamp
 
 __all__ = [
     "AUDIT_FILE",
@@ -242,9 +242,7 @@ def read_audit(data: bytes, *, where: str) -> AuditReport:
     try:
         return AuditReport.model_validate_json(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        location = ".".join(str(part) for part in first["loc"])
-        raise InputError(f"{first['msg']} at '{location}'", where=where) from None
+        raise InputError(describe_validation_error(exc), where=where) from None
 
 
 def read_bundle_audit(root: Path) -> Optional[AuditReport]:

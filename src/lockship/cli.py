@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import json
 import os
 import shlex
@@ -17,37 +18,84 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, List, NoReturn, Optional, Union
+from typing import TYPE_CHECKING, Any, List, NoReturn, Optional, Union
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from lockship import __version__
 from lockship.errors import ExitCode, InputError, LockshipError
-from lockship.lock import LockRequest, TargetResult, gather_inputs, lock
-from lockship.models import format_size, format_timestamp
-from lockship.options import LockConfig, load_tool_config, parse_timestamp
-from lockship.pipconfig import IndexStrategy, load_index_config
-from lockship.targets import (
-    Target,
-    environment_target,
-    make_floors,
-    parse_target,
-    parse_targets,
-)
+from lockship.pipconfig import IndexStrategy  # typer reads the annotation at import
 
 if TYPE_CHECKING:
     from lockship.licenses import LicensePolicy
+    from lockship.lock import TargetResult
     from lockship.models import Manifest
+    from lockship.targets import Target
     from lockship.verify import VerifyReport
 
+
+def _show_usage_error(exc: Any, file: Any = None) -> None:  # noqa: ARG001 - always stderr
+    # "lockship lock", whatever name the program was started by
+    path = exc.ctx.command_path.split(" ")[1:] if exc.ctx is not None else []
+    command = " ".join(["lockship", *path])
+    text = exc.format_message()
+    message = text[:1].lower() + text[1:].rstrip(".")
+    typer.echo(f"lockship: error: {command}: {message}", err=True)
+    typer.echo(f"  hint: see '{command} --help'", err=True)
+
+
+@contextlib.contextmanager
+def _usage_form() -> Iterator[None]:
+    """Show the option parser's errors in lockship's one-line form (exit 2 stays)."""
+    try:
+        yield
+    except Exception as exc:
+        names = {kind.__name__ for kind in type(exc).__mro__}
+        if "UsageError" in names and "NoArgsIsHelpError" not in names:  # that one shows help
+            # The parser's exception class is typer's (or click's); its show() is replaced.
+            exc.__dict__["show"] = functools.partial(_show_usage_error, exc)
+        raise
+
+
+class _Group(TyperGroup):
+    """Usage errors from the option parser in lockship's one-line form, exit 2."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _usage_form():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            with _usage_form():
+                return super().invoke(ctx)
+        except BrokenPipeError:
+            _broken_pipe()
+
+
+def _broken_pipe() -> NoReturn:
+    """The reader went away (``lockship targets | head -1``): stop quietly with 128 + SIGPIPE."""
+    with contextlib.suppress(OSError, ValueError):  # no stdout file under a test runner
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so flushing stdout at exit cannot fail again
+    raise typer.Exit(int(ExitCode.BROKEN_PIPE))
+
+
 app = typer.Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Carry Python dependencies across an air gap: target-aware hashed locks, "
     "verified fetch, signed bundles.",
 )
+
+
+def _example(*lines: str) -> str:
+    """An "Example:" epilog, kept as written (click rewraps other paragraphs)."""
+    return "\b\nExample:\n" + "\n".join(f"  {line}" for line in lines)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -85,14 +133,26 @@ def _errors(verbose: bool) -> Iterator[None]:
 
 
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Show tracebacks and more detail.")
-QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")
+QUIET = typer.Option(
+    False, "--quiet", "-q", help="Print nothing but errors (and the output asked for)."
+)
+JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
 IGNORE = typer.Option(
     [],
     "--ignore",
     metavar="ID=REASON",
     help="Accept an advisory (its id or an alias) for this reason; recorded in the output.",
 )
-CACHE_DIR = typer.Option(None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root.")
+GLIBC = typer.Option(
+    None, metavar="VERSION", help="glibc floor of linux targets (default: 2.28)."
+)
+MUSL = typer.Option(
+    None, metavar="VERSION", help="musl floor of musllinux targets (default: 1.2)."
+)
+MACOS = typer.Option(
+    None, metavar="VERSION", help="macOS floor of macos targets (default: 13.0)."
+)
+CACHE_DIR = typer.Option(None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root.", metavar="DIR")
 
 
 def _version_callback(value: bool) -> None:
@@ -104,7 +164,8 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        False, "--version", "-V", callback=_version_callback, is_eager=True,
+        help="Show the version and exit.",
     ),
 ) -> None:
     """Carry Python dependencies across an air gap."""
@@ -119,6 +180,8 @@ def _command(
     exclude_newer: Optional[datetime],
     flags: list[str],
 ) -> str:
+    from lockship.models import format_timestamp  # noqa: PLC0415
+
     parts = ["lockship", "lock"]
     for path in requirement_files:
         parts += ["-r", path.as_posix()]
@@ -159,55 +222,84 @@ class _LockProgress:
         err.print(f"lockship: warning: {message}", markup=False)
 
 
-@app.command("lock")
+@app.command(
+    "lock",
+    short_help="Lock requirements: one hashed lock per target.",
+    epilog=_example("lockship lock -r requirements.in -t linux-cp39 --exclude-newer 2026-11-01"),
+)
 def lock_command(
     requirement: List[Path] = typer.Option(
-        [], "-r", "--requirement", help="Requirements file (pip syntax) or pyproject.toml."
+        [], "-r", "--requirement", help="Requirements file (pip syntax) or pyproject.toml.",
+        metavar="FILE",
     ),
-    constraint: List[Path] = typer.Option([], "-c", "--constraint", help="Constraints file."),
+    constraint: List[Path] = typer.Option(
+        [], "-c", "--constraint", help="Constraints file.",
+        metavar="FILE",
+    ),
     target: List[str] = typer.Option(
         [],
         "--target",
         "-t",
         help="Short name (linux-cp39, linux_aarch64-cp311, musllinux-cp312, macos_arm64-cp312, "
-        "windows-cp312, ...), a probe file (target.json), or 'host'. Repeatable.",
+        "windows-cp312, ...), a probe file (target.json), or 'host'. Repeatable.", metavar="TARGET",
     ),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Default: locks/"),
+    output_dir: Optional[Path] = typer.Option(
+        None, "--output-dir", "-o", help="Directory for the locks (default: locks/).",
+        metavar="DIR",
+    ),
     exclude_newer: Optional[str] = typer.Option(
-        None, help="Ignore files uploaded after this date or RFC 3339 time (PEP 700)."
+        None, help="Ignore files uploaded after this date or RFC 3339 time (PEP 700).",
+        metavar="WHEN",
     ),
     pre: bool = typer.Option(False, "--pre", help="Allow pre-releases."),
     only_binary: List[str] = typer.Option(
-        [], help="Never use sdists for this project (':all:' for every project)."
+        [], help="Never use sdists for this project (':all:' for every project).", metavar="NAME"
     ),
     upgrade: bool = typer.Option(
         False, "--upgrade", "-U", help="Ignore the pins of an existing lock."
     ),
     upgrade_package: List[str] = typer.Option(
-        [], "--upgrade-package", "-P", help="Ignore the existing pin of this project."
+        [], "--upgrade-package", "-P", help="Ignore the existing pin of this project.",
+        metavar="NAME",
     ),
-    extra: List[str] = typer.Option([], help="Extra of pyproject.toml to include."),
-    all_extras: bool = typer.Option(False, help="Include every extra of pyproject.toml."),
-    group: List[str] = typer.Option([], help="PEP 735 dependency group to include."),
-    index_url: Optional[str] = typer.Option(None, "--index-url", "-i", help="Primary index."),
-    extra_index_url: List[str] = typer.Option([], help="Further index, after the primary."),
+    extra: List[str] = typer.Option(
+        [], help="Extra of pyproject.toml to include.",
+        metavar="EXTRA",
+    ),
+    all_extras: bool = typer.Option(
+        False, "--all-extras", help="Include every extra of pyproject.toml."
+    ),
+    group: List[str] = typer.Option(
+        [], help="PEP 735 dependency group to include.",
+        metavar="GROUP",
+    ),
+    index_url: Optional[str] = typer.Option(
+        None, "--index-url", "-i", help="Primary index.",
+        metavar="URL",
+    ),
+    extra_index_url: List[str] = typer.Option(
+        [], help="Further index, after the primary.",
+        metavar="URL",
+    ),
     find_links: List[str] = typer.Option(
-        [], "--find-links", "-f", help="Directory or page of files."
+        [], "--find-links", "-f", help="Directory or page of files.", metavar="PATH|URL"
     ),
     no_index: bool = typer.Option(False, "--no-index", help="Use find-links only."),
     index_strategy: Optional[IndexStrategy] = typer.Option(
-        None, help="How several indexes combine. Default first-index (dependency-confusion guard)."
+        None,
+        help="How several indexes combine (default: first-index, the dependency-confusion guard).",
     ),
     no_pip_config: bool = typer.Option(
         False, "--no-pip-config", help="Ignore pip's config files and PIP_* variables."
     ),
-    glibc: Optional[str] = typer.Option(None, help="glibc floor of linux targets (default 2.28)."),
-    musl: Optional[str] = typer.Option(None, help="musl floor of musllinux targets (default 1.2)."),
-    macos: Optional[str] = typer.Option(None, help="macOS floor of macos targets (default 13.0)."),
+    glibc: Optional[str] = GLIBC,
+    musl: Optional[str] = MUSL,
+    macos: Optional[str] = MACOS,
     python_version: List[str] = typer.Option(
         [],
         help="Full Python version X.Y.Z of the short-name target of that X.Y (default X.Y.0). "
         "Repeatable, one per X.Y.",
+        metavar="X.Y.Z",
     ),
     allow_compiled_sdist: bool = typer.Option(
         False,
@@ -216,9 +308,12 @@ def lock_command(
     ),
     offline: bool = typer.Option(False, "--offline", help="Resolve from the cache only."),
     refresh: bool = typer.Option(False, "--refresh", help="Re-fetch index pages even if cached."),
-    jobs: int = typer.Option(16, "--jobs", "-j", min=1, max=128, help="Parallel requests."),
+    jobs: int = typer.Option(
+        16, "--jobs", "-j", min=1, max=128, metavar="N", show_default=False,
+        help="Parallel requests (default: 16).",
+    ),
     cache_dir: Optional[Path] = typer.Option(
-        None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root."
+        None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root.", metavar="DIR"
     ),
     check: bool = typer.Option(
         False, "--check", help="Exit 1 if a lock no longer matches its inputs; write nothing."
@@ -228,68 +323,64 @@ def lock_command(
     verbose: bool = VERBOSE,
 ) -> None:
     """Compile requirements into hashed lock files, one per target (locks/<target>.txt + pylock)."""
+    from lockship.lock import lock  # noqa: PLC0415
+    from lockship.options import (  # noqa: PLC0415
+        LockConfig,
+        load_tool_config,
+        parse_timestamp,
+        plan_lock,
+    )
+
     with _errors(verbose):
         pyproject = Path("pyproject.toml")
         config = load_tool_config(pyproject) if pyproject.is_file() else None
-        cfg = config or LockConfig()
+        cfg = (config or LockConfig()).with_flags(
+            requirements=[p.as_posix() for p in requirement],
+            constraints=[p.as_posix() for p in constraint],
+            targets=target,
+            exclude_newer=(
+                parse_timestamp(exclude_newer, where="--exclude-newer") if exclude_newer else None
+            ),
+            output_dir=output_dir.as_posix() if output_dir else None,
+            pre=pre,
+            only_binary=only_binary,
+            extras=extra,
+            all_extras=all_extras,
+            groups=group,
+            index_url=index_url,
+            extra_index_urls=extra_index_url,
+            find_links=find_links,
+            no_index=no_index,
+            index_strategy=index_strategy,
+            glibc=glibc,
+            musl=musl,
+            macos=macos,
+            python_version=python_version,
+            allow_compiled_sdist=allow_compiled_sdist,
+        )
+        if no_pip_config:
+            cfg = cfg.model_copy(update={"use_pip_config": False})
         # With [tool.lockship] and no requirements listed, the project's own
         # dependencies are the inputs.
-        project_inputs = [pyproject] if config is not None else []
-        inputs = gather_inputs(
-            requirement or [Path(f) for f in cfg.requirements] or project_inputs,
-            constraint or [Path(f) for f in cfg.constraints],
-            extras=extra or cfg.extras,
-            all_extras=all_extras or cfg.all_extras,
-            groups=group or cfg.groups,
-        )
-        specs, pythons = target or cfg.targets, python_version or cfg.python_version
-        if inputs.python_version:  # a conda environment's python=X.Y[.Z]
-            specs, pythons = environment_target(inputs.python_version, specs, pythons)
-        specs = specs or ["host"]
-        floors = make_floors(glibc or cfg.glibc, musl or cfg.musl, macos or cfg.macos)
-        targets = parse_targets(specs, floors, pythons)
-        _unique_names(targets)
-        cutoff = (
-            parse_timestamp(exclude_newer, where="--exclude-newer") if exclude_newer
-            else cfg.exclude_newer
-        )
-        file_options = inputs.options
-        index_config = load_index_config(
-            use_pip_config=not no_pip_config and cfg.use_pip_config,
-            file_options=file_options,
-            index_url=index_url or cfg.index_url,
-            extra_index_urls=[*cfg.extra_index_urls, *extra_index_url],
-            find_links=[*cfg.find_links, *find_links],
-            no_index=no_index or cfg.no_index,
-            strategy=index_strategy or cfg.index_strategy,
-        )
-        binary = {*(only_binary or cfg.only_binary), *file_options.only_binary}
-        compiled_ok = allow_compiled_sdist or cfg.allow_compiled_sdist
-        flags = _result_flags(pre or cfg.pre or file_options.pre, sorted(binary), extra, group)
-        flags += ["--allow-compiled-sdist"] if compiled_ok else []
+        plan = plan_lock(cfg, default_inputs=[pyproject] if config is not None else [])
+        flags = _result_flags(plan.pre, sorted(plan.only_binary), extra, group)
+        flags += ["--allow-compiled-sdist"] if plan.allow_compiled_sdist else []
+        specs = cfg.targets or ["host"]
         results = []
         reporter = _LockProgress(quiet or json_output)
-        for note in inputs.notes:  # once per run, not per target
+        for note in plan.inputs.notes:  # once per run, not per target
             reporter.warning(note)
-        for one in targets:
-            request = LockRequest(
-                inputs=inputs,
-                targets=(one,),
-                index_config=index_config,
-                output_dir=output_dir or Path(cfg.output_dir or "locks"),
-                exclude_newer=cutoff,
-                pre=pre or cfg.pre or file_options.pre,
-                only_binary=frozenset(_canonical_binary(binary)),
-                allow_compiled_sdist=compiled_ok,
+        for one in plan.targets:
+            request = plan.request(
+                one,
+                command=_command(
+                    requirement, _spec_for(one, specs), plan.exclude_newer,
+                    flags + _python_flag(one),
+                ),
                 upgrade=frozenset([":all:"] if upgrade else upgrade_package),
-                extras=tuple(extra or cfg.extras),
-                groups=tuple(group or cfg.groups),
                 offline=offline,
                 refresh=refresh,
                 jobs=jobs,
-                command=_command(
-                    requirement, _spec_for(one, specs), cutoff, flags + _python_flag(one)
-                ),
                 check=check,
                 cache_dir=cache_dir,
             )
@@ -309,15 +400,6 @@ def lock_command(
         raise typer.Exit(int(ExitCode.CHANGED if stale else ExitCode.OK))
 
 
-def _unique_names(targets: tuple[Target, ...]) -> None:
-    names = [t.name for t in targets]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InputError(
-            f"two targets are named {dupes[0]!r}; their locks would collide", where="--target"
-        )
-
-
 def _spec_for(target: Target, specs: list[str]) -> str:
     for spec in specs:
         probed = target.source not in ("short name", "host")
@@ -332,11 +414,6 @@ def _python_flag(target: Target) -> list[str]:
     given = target.source == "short name" and not version.endswith(".0")
     return ["--python-version", version] if given else []
 
-
-def _canonical_binary(values: set[str]) -> set[str]:
-    from packaging.utils import canonicalize_name  # noqa: PLC0415
-
-    return {v if v.startswith(":") else canonicalize_name(v) for v in values if v != ":none:"}
 
 
 def _result_flags(pre: bool, binary: list[str], extras: list[str], groups: list[str]) -> list[str]:
@@ -366,15 +443,24 @@ def _summary(result: TargetResult) -> dict[str, object]:
 # --- probe and targets -----------------------------------------------------------------
 
 
-@app.command("probe")
+@app.command(
+    "probe",
+    short_help="Describe a target interpreter as JSON.",
+    epilog=_example("lockship probe --python /usr/bin/python3.9 -o target.json"),
+)
 def probe_command(
     python: Optional[str] = typer.Option(
-        None, "--python", help="Interpreter to describe (default: the one running lockship)."
+        None, "--python", help="Interpreter to describe (default: the one running lockship).",
+        metavar="PYTHON",
     ),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the JSON here."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write the JSON here.",
+        metavar="FILE",
+    ),
     script: bool = typer.Option(
         False, "--script", help="Print the stdlib-only probe script, to run on the target."
     ),
+    quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
     """Describe a target interpreter (marker environment + ordered wheel tags) as JSON.
@@ -404,26 +490,45 @@ def probe_command(
             from lockship._fs import atomic_write_text  # noqa: PLC0415
 
             atomic_write_text(output, proc.stdout)
-            err.print(f"wrote {output}", markup=False)
+            if not quiet:
+                err.print(f"wrote {output}", markup=False)
         else:
             typer.echo(proc.stdout, nl=False)
 
 
-@app.command("targets")
+@app.command(
+    "targets",
+    short_help="List the short target names.",
+    epilog=_example("lockship targets --glibc 2.31"),
+)
 def targets_command(
-    glibc: Optional[str] = typer.Option(None, help="glibc floor (default 2.28)."),
-    musl: Optional[str] = typer.Option(None, help="musl floor (default 1.2)."),
-    macos: Optional[str] = typer.Option(None, help="macOS floor (default 13.0)."),
+    glibc: Optional[str] = GLIBC,
+    musl: Optional[str] = MUSL,
+    macos: Optional[str] = MACOS,
+    json_output: bool = JSON,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print the names only."),
     verbose: bool = VERBOSE,
 ) -> None:
     """List the short target names with the platform they stand for."""
-    from lockship.targets import short_name_examples  # noqa: PLC0415
+    from lockship.targets import (  # noqa: PLC0415
+        make_floors,
+        parse_target,
+        short_name_examples,
+    )
 
     with _errors(verbose):
         floors = make_floors(glibc, musl, macos)
-        for name in short_name_examples():
-            target = parse_target(name, floors)
-            typer.echo(f"{name:24} {target.description}; {len(target.tags)} tags")
+        targets = [parse_target(name, floors) for name in short_name_examples()]
+    if json_output:
+        rows = [
+            {"name": t.name, "description": t.description, "tags": len(t.tags)} for t in targets
+        ]
+        typer.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    for target in targets:
+        line = f"{target.name:24} {target.description}; {len(target.tags)} tags"
+        typer.echo(target.name if quiet else line)
+    if not quiet:
         typer.echo("Any cp3X works with each platform (linux-cp313, ...); 'host' is this Python.")
 
 
@@ -486,18 +591,26 @@ class LinkModeChoice(str, enum.Enum):
     hardlink = "hardlink"
 
 
-@app.command("fetch")
+@app.command(
+    "fetch",
+    short_help="Download exactly the locked files into a bundle.",
+    epilog=_example("lockship fetch --target linux-cp39"),
+)
 def fetch_command(
     target: str = typer.Option(
-        ..., "--target", "-t", help="The target the lock was made for (short name or probe file)."
+        ..., "--target", "-t", help="The target the lock was made for (short name or probe file).",
+        metavar="TARGET",
     ),
     lock_file: Optional[Path] = typer.Option(
-        None, "--lock", help="Lock to fetch (default: locks/pylock.<target>.toml)."
+        None, "--lock", help="Lock to fetch (default: locks/pylock.<target>.toml).", metavar="FILE"
     ),
     dest: Optional[Path] = typer.Option(
-        None, "--dest", "-d", help="Bundle directory (default: dist/<target>)."
+        None, "--dest", "-d", help="Bundle directory (default: dist/<target>).", metavar="DIR"
     ),
-    jobs: int = typer.Option(8, "--jobs", "-j", min=1, max=64, help="Parallel downloads."),
+    jobs: int = typer.Option(
+        8, "--jobs", "-j", min=1, max=64, metavar="N", show_default=False,
+        help="Parallel downloads (default: 8).",
+    ),
     offline: bool = typer.Option(False, "--offline", help="Fill the bundle from the cache only."),
     include_self: bool = typer.Option(
         False,
@@ -510,22 +623,25 @@ def fetch_command(
         "--link-mode",
         help="How bundle files are made from the cache: clone (a reflink where the "
         "filesystem can, else a copy), copy, or hardlink (shares the cache's inode: a write "
-        "to one bundle's file changes the cache and every other bundle).",
+        "to one bundle's file changes the cache and every other bundle); default: clone.",
+        show_default=False,
     ),
-    glibc: Optional[str] = typer.Option(None, help="glibc floor used when locking."),
-    musl: Optional[str] = typer.Option(None, help="musl floor used when locking."),
-    macos: Optional[str] = typer.Option(None, help="macOS floor used when locking."),
+    glibc: Optional[str] = GLIBC,
+    musl: Optional[str] = MUSL,
+    macos: Optional[str] = MACOS,
     python_version: Optional[str] = typer.Option(
-        None, help="Full Python version X.Y.Z used when locking a short-name target."
+        None,
+        help="Full Python version X.Y.Z used when locking a short-name target.",
+        metavar="X.Y.Z",
     ),
     index_url: Optional[str] = typer.Option(
-        None, "--index-url", "-i", help="Index whose credentials/certificates apply."
+        None, "--index-url", "-i", help="Index whose credentials/certificates apply.", metavar="URL"
     ),
     no_pip_config: bool = typer.Option(
         False, "--no-pip-config", help="Ignore pip's config files and PIP_* variables."
     ),
     cache_dir: Optional[Path] = typer.Option(
-        None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root."
+        None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root.", metavar="DIR"
     ),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     quiet: bool = QUIET,
@@ -534,6 +650,9 @@ def fetch_command(
     """Download exactly the locked files, verify every hash, and lay out a bundle directory."""
     from lockship.fetch import FetchRequest, fetch  # noqa: PLC0415
     from lockship.lockfile import lock_paths  # noqa: PLC0415
+    from lockship.models import format_size  # noqa: PLC0415
+    from lockship.pipconfig import load_index_config  # noqa: PLC0415
+    from lockship.targets import make_floors, parse_targets  # noqa: PLC0415
 
     with _errors(verbose):
         (spec,) = parse_targets(
@@ -583,32 +702,48 @@ ALLOWED_SIGNERS = typer.Option(
     ...,
     "--allowed-signers",
     help="allowed_signers file from the reviewer, through a separate channel (never the bundle's).",
+    metavar="FILE",
 )
 IDENTITY = typer.Option(
     None,
     "--identity",
     help="Principal the signer must be listed as (needed unless allowed_signers lists one).",
+    metavar="PRINCIPAL",
 )
 
 
-@app.command("sign")
+@app.command(
+    "sign",
+    short_help="Check a fetched bundle and sign it.",
+    epilog=_example("lockship sign dist/linux-cp39 --key ~/.ssh/lockship_ed25519 --archive"),
+)
 def sign_command(
-    bundle: Path = typer.Argument(..., help="Bundle directory written by lockship fetch."),
-    key: Path = typer.Option(..., "--key", help="Ed25519 private key, OpenSSH format."),
+    bundle: Path = typer.Argument(
+        ..., help="Bundle directory written by lockship fetch.",
+        metavar="BUNDLE",
+    ),
+    key: Path = typer.Option(
+        ..., "--key", help="Ed25519 private key, OpenSSH format.",
+        metavar="FILE",
+    ),
     passphrase_file: Optional[Path] = typer.Option(
-        None, help="File whose first line is the key's passphrase (else $LOCKSHIP_KEY_PASSPHRASE)."
+        None, help="File whose first line is the key's passphrase (else $LOCKSHIP_KEY_PASSPHRASE).",
+        metavar="FILE",
     ),
     identity: Optional[str] = typer.Option(
-        None, "--identity", help="Principal for allowed_signers (default: the key's comment)."
+        None, "--identity", help="Principal for allowed_signers (default: the key's comment).",
+        metavar="PRINCIPAL",
     ),
     archive: bool = typer.Option(
         False, "--archive", help="Also write a deterministic <bundle>.tar and its .sha256."
     ),
     archive_dir: Optional[Path] = typer.Option(
-        None, help="Directory for the .tar (default: beside the bundle); implies --archive."
+        None, help="Directory for the .tar (default: beside the bundle); implies --archive.",
+        metavar="DIR",
     ),
     db: Optional[Path] = typer.Option(
-        None, "--db", help="Audit against this OSV database and write audit.json into the bundle."
+        None, "--db", help="Audit against this OSV database and write audit.json into the bundle.",
+        metavar="DB",
     ),
     ignore: List[str] = IGNORE,
     allow_advisories: bool = typer.Option(
@@ -630,6 +765,7 @@ def sign_command(
         help="Signing time, YYYY-MM-DDTHH:MM:SSZ (default: $SOURCE_DATE_EPOCH, else now).",
     ),
     cache_dir: Optional[Path] = CACHE_DIR,
+    json_output: bool = JSON,
     quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
@@ -674,6 +810,20 @@ def sign_command(
                 bundle, archive_dir or bundle.resolve().parent, mtime=archive_mtime(bundle)
             )
             written += [tar, tar.with_name(tar.name + ".sha256")]
+    if json_output:
+        from lockship.audit import headline  # noqa: PLC0415
+
+        summary = {
+            "bundle": str(result.bundle),
+            "files": result.files,
+            "principal": result.principal,
+            "fingerprint": result.fingerprint,
+            "allowed_signers": result.allowed_signers_line,
+            "written": [str(path) for path in written],
+            "audit": headline(result.audit) if result.audit is not None else None,
+        }
+        typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
     if quiet:
         return
     for path in written:
@@ -693,6 +843,8 @@ def sign_command(
 
 def _freshness(signed: Union[Manifest, VerifyReport]) -> str:
     """``series host, sequence 3, signed 2026-...Z, expires never`` (sign and verify)."""
+    from lockship.models import format_timestamp  # noqa: PLC0415
+
     when = format_timestamp(signed.signed_at) if signed.signed_at else "at an unknown time"
     expires = format_timestamp(signed.expires) if signed.expires else "never"
     return (
@@ -701,12 +853,20 @@ def _freshness(signed: Union[Manifest, VerifyReport]) -> str:
     )
 
 
-@app.command("verify")
+@app.command(
+    "verify",
+    short_help="Check a signed bundle's signature and files.",
+    epilog=_example("lockship verify dist/linux-cp39.tar --allowed-signers allowed_signers"),
+)
 def verify_command(
-    bundle: Path = typer.Argument(..., help="Signed bundle directory or its .tar archive."),
+    bundle: Path = typer.Argument(
+        ..., help="Signed bundle directory or its .tar archive.",
+        metavar="BUNDLE",
+    ),
     allowed_signers: Path = ALLOWED_SIGNERS,
     identity: Optional[str] = IDENTITY,
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
     """Check the signature and every file of a signed bundle, and that it has not expired.
@@ -717,6 +877,7 @@ def verify_command(
     from dataclasses import asdict  # noqa: PLC0415
 
     from lockship.errors import SignatureError, VerificationError  # noqa: PLC0415
+    from lockship.models import format_timestamp  # noqa: PLC0415
     from lockship.verify import verify_bundle  # noqa: PLC0415
 
     with _errors(verbose):
@@ -736,6 +897,8 @@ def verify_command(
         document = {"ok": True, **asdict(report)}
         typer.echo(json.dumps(document, indent=2, sort_keys=True, default=format_timestamp))
         return
+    if quiet:
+        return
     typer.echo(
         f"OK: {report.bundle}: {report.files} files ({report.bytes} bytes), "
         f"{report.packages} packages for {report.target}, signed by {report.principal} "
@@ -743,9 +906,16 @@ def verify_command(
     )
 
 
-@app.command("install")
+@app.command(
+    "install",
+    short_help="Verify a signed bundle and install it.",
+    epilog=_example("lockship install linux-cp39.tar --allowed-signers signers --venv .venv"),
+)
 def install_command(
-    bundle: Path = typer.Argument(..., help="Signed bundle directory or its .tar archive."),
+    bundle: Path = typer.Argument(
+        ..., help="Signed bundle directory or its .tar archive.",
+        metavar="BUNDLE",
+    ),
     allowed_signers: Path = ALLOWED_SIGNERS,
     identity: Optional[str] = typer.Option(
         None,
@@ -754,16 +924,19 @@ def install_command(
         "lists exactly one; exit 7).",
     ),
     python: Optional[str] = typer.Option(
-        None, "--python", help="Interpreter to install into (with --venv: the one creating it)."
+        None, "--python", help="Interpreter to install into (with --venv: the one creating it).",
+        metavar="PYTHON",
     ),
     venv: Optional[Path] = typer.Option(
-        None, "--venv", help="Virtual environment to install into; created if missing."
+        None, "--venv", help="Virtual environment to install into; created if missing.",
+        metavar="DIR",
     ),
     allow_rollback: bool = typer.Option(
         False,
         "--allow-rollback",
         help="Install even a bundle older than the one last installed into --venv.",
     ),
+    json_output: bool = JSON,
     quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
@@ -774,7 +947,7 @@ def install_command(
     from lockship.install import install_bundle  # noqa: PLC0415
 
     def show(line: str) -> None:
-        if not quiet:
+        if not quiet and not json_output:
             err.print(line, markup=False)
 
     with _errors(verbose):
@@ -788,6 +961,18 @@ def install_command(
             on_output=show,
         )
     report = result.report
+    if json_output:
+        from dataclasses import asdict  # noqa: PLC0415
+
+        summary = {
+            "python": result.python,
+            "venv": str(result.venv) if result.venv is not None else None,
+            "created_venv": result.created_venv,
+            "packages": list(result.packages),
+            "verified": asdict(report),
+        }
+        typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
     show(
         f"verified {report.files} files signed by {report.principal} (key {report.fingerprint}); "
         f"installed {len(result.packages)} packages into {result.python}"
@@ -828,7 +1013,11 @@ class _PublishProgress:
             err.print(f"lockship: {message}", markup=False)
 
 
-@app.command("publish")
+@app.command(
+    "publish",
+    short_help="Publish signed bundles as a static index.",
+    epilog=_example("lockship publish linux-cp39.tar --to /srv/pypi --allowed-signers signers"),
+)
 def publish_command(
     bundles: List[Path] = typer.Argument(
         None,
@@ -960,9 +1149,16 @@ class _RunProgress(_FetchProgress):
             self._progress.console.print(f"lockship: note: {message}", markup=False)
 
 
-@app.command("run")
+@app.command(
+    "run",
+    short_help="Lock, fetch and sign every target of a pipeline.",
+    epilog=_example("lockship run pipelines/demo.toml"),
+)
 def run_command(
-    pipeline: Path = typer.Argument(..., help="Pipeline file, e.g. pipelines/demo.toml."),
+    pipeline: Path = typer.Argument(
+        ..., help="Pipeline file, e.g. pipelines/demo.toml.",
+        metavar="PIPELINE",
+    ),
     check: bool = typer.Option(
         False, "--check", help="Only check that every lock matches its inputs (exit 1 if not)."
     ),
@@ -971,13 +1167,14 @@ def run_command(
     ),
     offline: bool = typer.Option(False, "--offline", help="Use the cache only."),
     cache_dir: Optional[Path] = typer.Option(
-        None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root."
+        None, envvar="LOCKSHIP_CACHE_DIR", help="Cache root.", metavar="DIR"
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
     """Lock, fetch and sign every target of a pipeline file; print a summary table."""
+    from lockship.models import format_size  # noqa: PLC0415
     from lockship.pipeline import load_pipeline, run_pipeline  # noqa: PLC0415
 
     with _errors(verbose):
@@ -1032,13 +1229,25 @@ class DiffFormat(str, enum.Enum):
     json = "json"
 
 
-@app.command("diff")
+@app.command(
+    "diff",
+    short_help="Show what changed between two transfers.",
+    epilog=_example("lockship diff approved/linux-cp39.tar dist/linux-cp39.tar"),
+)
 def diff_command(
-    old: Path = typer.Argument(..., help="Old lock (pylock.<target>.toml), bundle or .tar."),
-    new: Path = typer.Argument(..., help="New lock, bundle or .tar for the same target."),
-    output_format: DiffFormat = typer.Option(
-        DiffFormat.table, "--format", "-f", help="table (default), markdown or json."
+    old: Path = typer.Argument(
+        ..., help="Old lock (pylock.<target>.toml), bundle or .tar.",
+        metavar="OLD",
     ),
+    new: Path = typer.Argument(
+        ..., help="New lock, bundle or .tar for the same target.",
+        metavar="NEW",
+    ),
+    output_format: DiffFormat = typer.Option(
+        DiffFormat.table, "--format", "-f", show_default=False,
+        help="table, markdown or json (default: table).",
+    ),
+    quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
     """Show what changed between two transfers, red flags first.
@@ -1055,7 +1264,7 @@ def diff_command(
         typer.echo(render_json(result), nl=False)
     elif output_format is DiffFormat.markdown:
         typer.echo(render_markdown(result), nl=False)
-    else:
+    elif not quiet:
         from rich.table import Table  # noqa: PLC0415
 
         console = Console(highlight=False)
@@ -1087,20 +1296,27 @@ DB = typer.Option(
     "--db",
     help="OSV database: a directory of OSV records (JSON or YAML, searched recursively, "
     "e.g. a clone of the PyPA advisory database) or a zip of OSV JSON records (PyPI/all.zip).",
+    metavar="DB",
 )
 
 
-@app.command("audit")
+@app.command(
+    "audit",
+    short_help="Match a transfer against an OSV database.",
+    epilog=_example("lockship audit locks/pylock.linux-cp39.toml --db pypa-advisory-database"),
+)
 def audit_command(
     path: Path = typer.Argument(
-        ..., help="Lock (.txt or pylock .toml), bundle directory or .tar archive."
+        ..., help="Lock (.txt or pylock .toml), bundle directory or .tar archive.", metavar="PATH"
     ),
     db: Path = DB,
     output_format: AuditFormat = typer.Option(
-        AuditFormat.table, "--format", "-f", help="table (default), markdown or json."
+        AuditFormat.table, "--format", "-f", show_default=False,
+        help="table, markdown or json (default: table).",
     ),
     ignore: List[str] = IGNORE,
     cache_dir: Optional[Path] = CACHE_DIR,
+    quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
     """Match every locked release against an OSV database on disk; no network.
@@ -1124,7 +1340,7 @@ def audit_command(
         typer.echo(render_audit_json(report), nl=False)
     elif output_format is AuditFormat.markdown:
         typer.echo(render_audit_markdown(report), nl=False)
-    else:
+    elif not quiet:
         from rich.table import Table  # noqa: PLC0415
 
         console = Console(highlight=False)
@@ -1166,6 +1382,8 @@ def _license_policy(allow: list[str], deny: list[str]) -> LicensePolicy:
 
     if allow or deny:
         return LicensePolicy.from_lists(allow, deny, where=("--allow-license", "--deny-license"))
+    from lockship.options import load_tool_config  # noqa: PLC0415
+
     pyproject = Path("pyproject.toml")
     config = load_tool_config(pyproject) if pyproject.is_file() else None
     if config is None:
@@ -1173,12 +1391,17 @@ def _license_policy(allow: list[str], deny: list[str]) -> LicensePolicy:
     return LicensePolicy(tuple(config.allow_licenses), tuple(config.deny_licenses))
 
 
-@app.command("licenses")
+@app.command(
+    "licenses",
+    short_help="List licences and apply the licence policy.",
+    epilog=_example("lockship licenses dist/linux-cp39 --deny-license AGPL-3.0-only"),
+)
 def licenses_command(
-    bundle: Path = typer.Argument(..., help="Bundle directory or .tar archive."),
+    bundle: Path = typer.Argument(..., help="Bundle directory or .tar archive.", metavar="BUNDLE"),
     allow_license: List[str] = ALLOW_LICENSE,
     deny_license: List[str] = DENY_LICENSE,
     json_output: bool = typer.Option(False, "--json", help="Print the licences as JSON."),
+    quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
     """List each package's licence (SPDX, from its METADATA) and apply the licence policy.
@@ -1201,7 +1424,7 @@ def licenses_command(
              "declared": list(info.declared), "problem": policy.problem(info)}
             for n, v, info in rows
         ], indent=2, sort_keys=True))
-    else:
+    elif not quiet:
         from rich.table import Table  # noqa: PLC0415
 
         table = Table(title=f"licences in {bundle}", title_justify="left")
@@ -1222,29 +1445,38 @@ class ReportFormat(str, enum.Enum):
     json = "json"
 
 
-@app.command("report")
+@app.command(
+    "report",
+    short_help="Write the reviewer's page for a bundle.",
+    epilog=_example("lockship report dist/linux-cp39 -o report.html"),
+)
 def report_command(
-    bundle: Path = typer.Argument(..., help="Bundle directory or .tar archive."),
+    bundle: Path = typer.Argument(..., help="Bundle directory or .tar archive.", metavar="BUNDLE"),
     against: Optional[Path] = typer.Option(
-        None, "--against", help="The approved transfer to compare with (lock, bundle or .tar)."
+        None, "--against", help="The approved transfer to compare with (lock, bundle or .tar).",
+        metavar="PATH",
     ),
     db: Optional[Path] = typer.Option(
-        None, "--db", help="OSV database to audit against now (default: the bundle's audit.json)."
+        None, "--db", help="OSV database to audit against now (default: the bundle's audit.json).",
+        metavar="DB",
     ),
     ignore: List[str] = IGNORE,
     allowed_signers: Optional[Path] = typer.Option(
-        None, "--allowed-signers", help="Check the signature against this allowed_signers file."
+        None, "--allowed-signers", help="Check the signature against this allowed_signers file.",
+        metavar="FILE",
     ),
     identity: Optional[str] = IDENTITY,
     allow_license: List[str] = ALLOW_LICENSE,
     deny_license: List[str] = DENY_LICENSE,
     output_format: ReportFormat = typer.Option(
-        ReportFormat.html, "--format", "-f", help="html (default), markdown or json."
+        ReportFormat.html, "--format", "-f", show_default=False,
+        help="html, markdown or json (default: html).",
     ),
     output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Write the report here (default: stdout)."
+        None, "--output", "-o", help="Write the report here (default: stdout).", metavar="FILE"
     ),
     cache_dir: Optional[Path] = CACHE_DIR,
+    quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
     """One page for the reviewer: red flags, changes, advisories, licences, provenance, files.
@@ -1272,6 +1504,8 @@ def report_command(
             atomic_write_text(output, text)
     if output is None:
         typer.echo(text, nl=False)
+        return
+    if quiet:
         return
     flags = len(report.red_flags)
     err.print(

@@ -52,6 +52,7 @@ class ExitCode(enum.IntEnum):
     LICENSE_POLICY = 15  # a licence the policy denies or does not allow
     INTERNAL = 70  # a bug in lockship
     INTERRUPTED = 130  # Ctrl-C
+    BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (`| head -1`)
 
 
 class LockshipError(Exception):

@@ -49,11 +49,18 @@ from lockship.http import HttpClient
 from lockship.index import IndexClient
 from lockship.lockfile import read_lock
 from lockship.metadata import CoreMetadata, parse_core_metadata, read_wheel_metadata
-from lockship.models import BuiltFrom, BundleFile, BundleRecord, Lock, LockedPackage
+from lockship.models import (
+    SIGN_OUTPUTS,
+    BuiltFrom,
+    BundleFile,
+    BundleRecord,
+    Lock,
+    LockedPackage,
+    source_date_epoch,
+)
 from lockship.origins import find_listed, lock_problems, source_config
 from lockship.pipconfig import IndexConfig
-from lockship.sdists import build_env, build_key, build_wheel, source_date_epoch
-from lockship.sign import SIGN_OUTPUTS
+from lockship.sdists import build_env, build_key, build_wheel
 from lockship.targets import Target
 
 __all__ = [
@@ -163,7 +170,10 @@ def fetch(request: FetchRequest, reporter: Optional[FetchReporter] = None) -> Fe
         if request.include_self:
             from lockship.selfbundle import lock_self  # noqa: PLC0415
 
-            self_plan = [_Planned(p) for p in lock_self(lock, request).packages]
+            self_plan = [_Planned(p) for p in lock_self(
+                    lock, target=request.target, index_config=request.index_config,
+                    offline=request.offline, jobs=request.jobs, cache_dir=request.cache_dir,
+                ).packages]
         everything = plan + self_plan
         _fresh_links(everything, cache, http, request)
         downloaded, downloaded_bytes = _download_all(
@@ -176,7 +186,7 @@ def fetch(request: FetchRequest, reporter: Optional[FetchReporter] = None) -> Fe
         if request.include_self:
             from lockship.selfbundle import build_self  # noqa: PLC0415
 
-            package, wheel, provenance = build_self(cache, lock, request)
+            package, wheel, provenance = build_self(cache, lock, request.index_config)
             sha256, size = file_digest(wheel)
             self_plan.append(
                 _Planned(
@@ -564,12 +574,18 @@ def _place(
         tmp.unlink(missing_ok=True)
 
 
-def render_bundle_requirements(lock: Lock, files: Sequence[BundleFile]) -> str:
-    """The installable lock of a bundle: pins and hashes of exactly its wheels."""
+def render_bundle_requirements(
+    lock: Lock, files: Sequence[BundleFile], name: str = "requirements.txt"
+) -> str:
+    """The installable lock of a bundle: pins and hashes of exactly its wheels.
+
+    :param name: the file it is written to, named in its install command.
+    """
     install = "python -m pip install --no-index --find-links wheels --require-hashes"
+    what = "lockship itself" if name == SELF_REQUIREMENTS else "lockship bundle"
     lines = [
-        f"# lockship bundle for {lock.target.name} ({lock.target.description}): install with",
-        f"#   {install} -r requirements.txt",
+        f"# {what} for {lock.target.name} ({lock.target.description}): install with",
+        f"#   {install} -r {name}",
     ]
     for item in sorted(files, key=lambda f: f.name):
         lines.append(f"{item.name}=={item.version} \\")
@@ -620,7 +636,8 @@ def _assemble(
     atomic_write_bytes(dest / lock_name, request.lock_path.read_bytes())
     atomic_write_text(dest / "requirements.txt", render_bundle_requirements(lock, files))
     if self_plan:
-        atomic_write_text(dest / SELF_REQUIREMENTS, render_bundle_requirements(lock, self_files))
+        text = render_bundle_requirements(lock, self_files, SELF_REQUIREMENTS)
+        atomic_write_text(dest / SELF_REQUIREMENTS, text)
     record = BundleRecord(
         lockship_version=__version__,
         target=lock.target,

@@ -16,6 +16,7 @@ refused unless ``allow_rollback``; what was installed is recorded in
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from lockship import _probe, sshsig
+from lockship._fs import filesystem_error
 from lockship._install_script import (
     MANIFEST,
     census,
@@ -155,8 +157,13 @@ def install_bundle(
             # checked below, with the venv's own pip.
             env = _probe_interpreter(receiver)["marker_environment"]
             problem = env_mismatch(target, target_env, env, receiver)
-            problem = problem or create_venv(receiver, str(venv), pip_wheel(str(root)))
             if problem:
+                raise IncompatibleTargetError(problem, where=str(bundle))
+            _make_venv_dir(venv)
+            problem = create_venv(receiver, str(venv), pip_wheel(str(root)))
+            if problem:
+                with contextlib.suppress(OSError):
+                    venv.rmdir()  # only if python -m venv left it empty
                 raise IncompatibleTargetError(problem, where=str(bundle))
         if venv is not None:
             receiver = venv_python(str(venv))
@@ -202,3 +209,11 @@ def install_bundle(
         packages=tuple(sorted(f"{f.name}=={f.version}" for f in wheels)),
         report=report,
     )
+
+
+def _make_venv_dir(venv: Path) -> None:
+    """Make the venv's directory first: a refusal there is the filesystem's (exit 9)."""
+    try:
+        venv.mkdir(parents=True)
+    except OSError as exc:
+        raise filesystem_error(exc, venv, action="cannot create the virtual environment") from None

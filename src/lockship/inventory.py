@@ -24,15 +24,13 @@ from pathlib import Path
 from typing import Optional
 
 from packaging.metadata import parse_email
-from packaging.pylock import Pylock, PylockUnsupportedVersionError, PylockValidationError
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from lockship._compat import tomllib
 from lockship._install_script import logical_lines, read_bytes, strip_comment
 from lockship.errors import InputError, IntegrityError
 from lockship.licenses import LicenseInfo, license_from_metadata
-from lockship.lockfile import read_lock
+from lockship.lockfile import parse_pylock, read_lock
 from lockship.metadata import MetadataError, read_wheel_metadata
 from lockship.models import BundleFile, BundleRecord, Lock
 from lockship.sign import read_record
@@ -140,12 +138,7 @@ def _requirements_pins(path: Path, text: str) -> list[tuple[str, str]]:
 
 
 def _pylock_pins(path: Path, text: str) -> tuple[Optional[str], list[tuple[str, str]]]:
-    try:
-        pylock = Pylock.from_dict(tomllib.loads(text))
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:
-        raise InputError(f"invalid TOML in lockfile: {exc}", where=str(path)) from None
-    except (PylockValidationError, PylockUnsupportedVersionError) as exc:
-        raise InputError(f"not a valid PEP 751 lock: {exc}", where=str(path)) from None
+    pylock = parse_pylock(text, where=str(path))
     header = (pylock.tool or {}).get("lockship")
     target = header.get("target", {}).get("name") if isinstance(header, dict) else None
     pins: list[tuple[str, str]] = []

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,8 @@ from lockship.errors import InputError, LockshipError
 from lockship.hashing import file_digest
 from lockship.http import HttpClient
 from lockship.index import IndexClient
-from lockship.inputs_conda import is_environment_file, read_environment
+from lockship.inputs import Inputs, merge_inputs, read_pyproject, read_requirements
+from lockship.inputs.conda import is_environment_file, read_environment
 from lockship.lockfile import lock_paths, read_lock, render_requirements, write_lock
 from lockship.metadata import MetadataFetcher
 from lockship.models import (
@@ -39,6 +41,7 @@ from lockship.models import (
     LockedPackage,
     LockSettings,
     TargetInfo,
+    source_date_epoch,
 )
 from lockship.origins import (
     KNOWN_FILE_HOSTS,
@@ -50,12 +53,18 @@ from lockship.origins import (
     under,
 )
 from lockship.pipconfig import IndexConfig
-from lockship.requirements import Inputs, merge_inputs, read_pyproject, read_requirements
 from lockship.resolve import Resolution, ResolveOptions, Root, resolve
-from lockship.sdists import build_env, source_date_epoch
+from lockship.sdists import build_env
 from lockship.targets import Target
 
-__all__ = ["LockReporter", "LockRequest", "TargetResult", "gather_inputs", "lock"]
+__all__ = [
+    "LockReporter",
+    "LockRequest",
+    "TargetResult",
+    "canonical_only_binary",
+    "gather_inputs",
+    "lock",
+]
 
 
 
@@ -98,6 +107,7 @@ class LockRequest:
     check: bool = False
     reuse: bool = False  # keep a lock whose inputs did not change, without resolving
     cache_dir: Optional[Path] = None
+    inputs_base: Optional[Path] = None  # inputs are recorded relative to it (None: the cwd)
 
 
 @dataclass(frozen=True)
@@ -126,7 +136,7 @@ def gather_inputs(
 ) -> Inputs:
     """Read the requirement inputs; with none given, ``requirements.in``, ``pyproject.toml``
     or ``requirements.txt`` (the first that exists). ``.yml``/``.yaml`` files are
-    conda environments (``lockship.inputs_conda``).
+    conda environments (``lockship.inputs.conda``).
 
     :param base: directory the default files are looked for in.
     :raises InputError: when there is nothing to read, or a file is malformed.
@@ -162,14 +172,17 @@ def gather_inputs(
     return merge_inputs(*parts)
 
 
-def _display(path: Path) -> str:
+def _display(path: Path, base: Optional[Path] = None) -> str:
+    """An input as recorded: relative to ``base`` (a pipeline's), or to the cwd when under it."""
+    if base is not None:
+        return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return path.resolve().as_posix()
 
 
-def _roots(inputs: Inputs) -> list[Root]:
+def _roots(inputs: Inputs, base: Optional[Path]) -> list[Root]:
     roots = []
     for item in inputs.requirements:
         if item.requirement.url:
@@ -182,10 +195,11 @@ def _roots(inputs: Inputs) -> list[Root]:
                     "file or directory: build its wheel, put it in a --find-links directory and "
                     f"write {item.requirement.name}==VERSION instead"
                     if local
-                    else "put the file in a --find-links directory and require it by name"
+                    else f"download the file into a directory, pass -f DIR, and require "
+                    f"{item.requirement.name} by name"
                 ),
             )
-        path = item.source.path
+        path = item.source.path if base is None else _display(Path(item.source.path), base)
         label = path if path.endswith("pyproject.toml") else f"-r {path}"
         roots.append(Root(item.requirement, label, item.hashes))
     return roots
@@ -204,7 +218,7 @@ def _target_info(target: Target) -> TargetInfo:
     )
 
 
-def _only_binary(request: LockRequest) -> frozenset[str]:
+def canonical_only_binary(values: Iterable[str]) -> frozenset[str]:
     """``--only-binary`` names canonicalized, however the CLI, pyproject or pipeline spelled them.
 
     It is a security control (no build code runs for these projects), so
@@ -212,7 +226,7 @@ def _only_binary(request: LockRequest) -> frozenset[str]:
     """
     return frozenset(
         name if name.startswith(":") else canonicalize_name(name)
-        for name in request.only_binary
+        for name in values
         if name != ":none:"
     )
 
@@ -224,7 +238,7 @@ def _settings(request: LockRequest) -> LockSettings:
         find_links=tuple(redact_url(u) for u in config.find_links),
         index_strategy=config.strategy.value,
         pre=request.pre,
-        only_binary=tuple(sorted(_only_binary(request))),
+        only_binary=tuple(sorted(canonical_only_binary(request.only_binary))),
         extras=tuple(sorted(request.extras)),
         groups=tuple(sorted(request.groups)),
     )
@@ -433,10 +447,10 @@ def _index_lister(request: LockRequest) -> Lister:
 PYPROJECT_SCOPE = "dependency tables"
 
 
-def input_file(path: Path) -> InputFile:
+def input_file(path: Path, base: Optional[Path] = None) -> InputFile:
     """An input's digest: the whole file, or a pyproject.toml's dependency tables."""
     if path.name != "pyproject.toml":
-        return InputFile(path=_display(path), sha256=file_digest(path)[0])
+        return InputFile(path=_display(path, base), sha256=file_digest(path)[0])
     document = tomllib.loads(path.read_text(encoding="utf-8"))
     project = document.get("project", {})
     relevant = {
@@ -447,12 +461,12 @@ def input_file(path: Path) -> InputFile:
     }
     encoded = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
     return InputFile(
-        path=_display(path), sha256=hashlib.sha256(encoded).hexdigest(), scope=PYPROJECT_SCOPE
+        path=_display(path, base), sha256=hashlib.sha256(encoded).hexdigest(), scope=PYPROJECT_SCOPE
     )
 
 
 def _input_files(request: LockRequest) -> tuple[InputFile, ...]:
-    return tuple(input_file(p) for p in request.inputs.files)
+    return tuple(input_file(p, request.inputs_base) for p in request.inputs.files)
 
 
 def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[TargetResult]:
@@ -475,7 +489,7 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
             check_lock(request, target, inputs=inputs, settings=settings, lister=lister)
             for target in request.targets
         ]
-    roots = _roots(request.inputs)
+    roots = _roots(request.inputs, request.inputs_base)
     if not roots:
         raise InputError(
             "no requirements to lock",
@@ -511,7 +525,7 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
         options = ResolveOptions(
             exclude_newer=request.exclude_newer,
             pre=request.pre,
-            only_binary=_only_binary(request),
+            only_binary=canonical_only_binary(request.only_binary),
             allow_compiled_sdist=request.allow_compiled_sdist,
             prefer=_previous_pins(toml, target),
             upgrade=request.upgrade,

@@ -32,14 +32,21 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 from pydantic import ValidationError
 
-from lockship._compat import tomllib
 from lockship._fs import atomic_write_text
+from lockship._toml import parse_toml
 from lockship.errors import InputError
 from lockship.hashing import is_sha256_hex
-from lockship.models import Artifact, Lock, LockedPackage, format_timestamp
+from lockship.models import (
+    Artifact,
+    Lock,
+    LockedPackage,
+    describe_validation_error,
+    format_timestamp,
+)
 
 __all__ = [
     "lock_paths",
+    "parse_pylock",
     "read_lock",
     "render_pylock",
     "render_requirements",
@@ -176,6 +183,18 @@ def write_lock(lock: Lock, output_dir: Path) -> bool:
 # --- reading ------------------------------------------------------------------------
 
 
+def parse_pylock(text: str, *, where: str) -> Pylock:
+    """A PEP 751 lock, validated by ``packaging.pylock``.
+
+    :raises InputError: for invalid TOML (with its line) or an invalid lock.
+    """
+    document = parse_toml(text, where=where, what="TOML in lockfile")
+    try:
+        return Pylock.from_dict(document)
+    except (PylockValidationError, PylockUnsupportedVersionError) as exc:
+        raise InputError(f"not a valid PEP 751 lock: {exc}", where=where) from None
+
+
 def read_lock(path: Path, *, legacy: bool = False) -> Lock:
     """Read a ``pylock.<target>.toml`` written by lockship.
 
@@ -186,19 +205,17 @@ def read_lock(path: Path, *, legacy: bool = False) -> Lock:
         not valid PEP 751, or not made by lockship.
     """
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(
             f"cannot read lock: {exc.strerror}",
             where=str(path),
             hint="run `lockship lock` first",
         ) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise InputError(f"invalid TOML in lockfile: {exc}", where=str(path)) from None
-    try:
-        pylock = Pylock.from_dict(document)
-    except (PylockValidationError, PylockUnsupportedVersionError) as exc:
-        raise InputError(f"not a valid PEP 751 lock: {exc}", where=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"invalid TOML in lockfile: not UTF-8 ({exc.reason})",
+                         where=str(path)) from None
+    pylock = parse_pylock(text, where=str(path))
     header = (pylock.tool or {}).get("lockship")
     if not isinstance(header, dict):
         raise InputError(
@@ -212,9 +229,7 @@ def read_lock(path: Path, *, legacy: bool = False) -> Lock:
         )
         return Lock(**header, packages=packages)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        location = ".".join(str(x) for x in first["loc"])
-        raise InputError(f"{first['msg']} in '{location}'", where=str(path)) from None
+        raise InputError(describe_validation_error(exc), where=str(path)) from None
     except ValueError as exc:
         raise InputError(str(exc), where=str(path)) from None
 

@@ -11,7 +11,17 @@ import json
 from datetime import datetime, timezone
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lockship._install_script import (
+    AUDIT,
+    INSTALL_DOC,
+    INSTALL_SCRIPT,
+    MANIFEST,
+    SBOM,
+    SIGNATURE,
+    SUMS,
+)
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -34,6 +44,23 @@ __all__ = [
 
 LOCK_FORMAT = 2  # 2: sources, metadata digests, query-removed URLs; pins in the fingerprint
 BUNDLE_FORMAT = 1
+
+
+DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the zip epoch wheels use too
+
+
+def source_date_epoch(exclude_newer: Optional[datetime]) -> int:
+    """Built wheels and archives are stamped with the lock's cut-off, else 1980-01-01."""
+    if exclude_newer is None:
+        return DEFAULT_SOURCE_DATE_EPOCH
+    return int(exclude_newer.timestamp())
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """pydantic's first error with where it is: "Field required at 'files.0.sha256'"."""
+    first = exc.errors()[0]
+    location = ".".join(str(part) for part in first["loc"])
+    return f"{first['msg']} at '{location}'"
 
 
 def format_timestamp(value: datetime) -> str:
@@ -182,6 +209,10 @@ class Lock(_Frozen):
 #   bundle.json               BundleRecord: what fetch put here and where each file came from
 #   (after `lockship sign`) manifest.json, INSTALL.md, install.py, SHA256SUMS, SHA256SUMS.sig,
 #   sbom.cdx.json (CycloneDX SBOM) and, when signing audited, audit.json (lockship.dossier)
+
+# What sign writes (the names are install.py's, which checks them offline); fetch
+# removes them whenever it changes a bundle, so a stale signature never survives.
+SIGN_OUTPUTS = (MANIFEST, INSTALL_DOC, INSTALL_SCRIPT, SBOM, AUDIT, SUMS, SIGNATURE)
 
 
 class BuiltFrom(_Frozen):

@@ -24,7 +24,7 @@ from typing import Optional
 
 from lockship._urls import redact_url
 from lockship.errors import InputError
-from lockship.requirements import IndexOptions
+from lockship.inputs import IndexOptions
 
 __all__ = [
     "PYPI_SIMPLE",

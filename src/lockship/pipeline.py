@@ -32,7 +32,9 @@ A pipeline file is declarative and lives in the operator's repository::
 Signing applies the licence policy of ``[lock]`` (``allow-licenses``,
 ``deny-licenses``) and writes the SBOM into every bundle.
 
-Relative paths are relative to the pipeline file's directory. Runs are
+Relative paths are relative to the pipeline file's directory; locks record
+their inputs, and the command that regenerates them, relative to the directory
+above it (``Pipeline.root``), so they are the same from any directory. Runs are
 incremental: a target whose inputs did not change keeps its lock without
 resolving, a complete bundle is not fetched again, and a signature that still
 verifies with the configured key is kept.
@@ -53,12 +55,18 @@ from lockship import sshsig
 from lockship._fs import atomic_write_bytes, atomic_write_text, exclusive_lock
 from lockship.errors import BusyError, InputError, LockshipError, SignatureError
 from lockship.fetch import FetchReporter, FetchRequest, fetch
-from lockship.lock import LockReporter, LockRequest, gather_inputs, lock
+from lockship.lock import LockReporter, LockRequest, lock
 from lockship.lockfile import lock_paths
-from lockship.options import LockConfig, key_line, located, read_toml, validation_error
-from lockship.pipconfig import IndexConfig, load_index_config
-from lockship.requirements import IndexOptions
-from lockship.targets import Target, make_floors, parse_targets
+from lockship.options import (
+    LockConfig,
+    key_line,
+    located,
+    parse_targets,
+    plan_lock,
+    read_toml,
+    validation_error,
+)
+from lockship.targets import Target
 
 if TYPE_CHECKING:
     from lockship.audit import AuditReport
@@ -73,8 +81,9 @@ def _kebab(name: str) -> str:
 
 
 class _Table(BaseModel):
+    # strict: TOML has types, so "no" is not false and "8" is not a number
     model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=_kebab, populate_by_name=True
+        frozen=True, extra="forbid", alias_generator=_kebab, populate_by_name=True, strict=True
     )
 
 
@@ -139,8 +148,18 @@ class Pipeline:
         return self.resolve(self.spec.pipeline.locks)
 
     @property
+    def root(self) -> Path:
+        """The directory above the pipeline's (the repository, for ``pipelines/<name>.toml``).
+
+        Locks record their inputs and the command that regenerates them from
+        here, so they do not depend on the directory lockship was run from.
+        """
+        return self.base.resolve().parent
+
+    @property
     def command(self) -> str:
-        return f"lockship run {self.path.as_posix()}"
+        relative = self.path.resolve().relative_to(self.root).as_posix()
+        return f"lockship run {relative}"
 
 
 def load_pipeline(path: Path) -> Pipeline:
@@ -149,6 +168,14 @@ def load_pipeline(path: Path) -> Pipeline:
     :raises InputError: naming the file, the line and the key of the first problem.
     """
     text, document = read_toml(path)
+    unknown = sorted(set(document) - set(PipelineFile.model_fields))
+    if unknown:
+        line = key_line(text, unknown[0])
+        raise InputError(
+            f"[{unknown[0]}]: unknown table",
+            where=f"{path}:{line}" if line else str(path),
+            hint="the tables are " + ", ".join(f"[{name}]" for name in PipelineFile.model_fields),
+        )
     if "lock" not in document:
         raise InputError(
             "no [lock] table",
@@ -168,6 +195,15 @@ def load_pipeline(path: Path) -> Pipeline:
             where=f"{path}:{line}" if line else str(path),
             hint='e.g. targets = ["linux-cp39"]',
         )
+    try:
+        parse_targets(spec.lock, base=path.parent)
+    except InputError as exc:
+        line = key_line(text, "targets", "lock")
+        raise InputError(
+            f"[lock] targets: {exc.message}",
+            where=f"{path}:{line}" if line else str(path),
+            hint=exc.hint,
+        ) from None
     return Pipeline(path, spec.pipeline.name or path.stem, spec, path.parent)
 
 
@@ -198,29 +234,6 @@ class RunReporter(LockReporter, FetchReporter, Protocol):
     def note(self, message: str) -> None: ...
 
 
-def _targets(pipeline: Pipeline) -> list[Target]:
-    cfg = pipeline.spec.lock
-    floors = make_floors(cfg.glibc, cfg.musl, cfg.macos)
-    specs = []
-    for spec in pipeline.spec.lock.targets:
-        probe = pipeline.resolve(spec)
-        specs.append(str(probe) if probe.is_file() else spec)
-    return list(parse_targets(specs, floors, cfg.python_version))
-
-
-def _index_config(pipeline: Pipeline, file_options: IndexOptions) -> IndexConfig:
-    cfg = pipeline.spec.lock
-    return load_index_config(
-        use_pip_config=cfg.use_pip_config,
-        file_options=file_options,
-        index_url=cfg.index_url,
-        extra_index_urls=cfg.extra_index_urls,
-        find_links=[str(pipeline.resolve(f)) if "://" not in f else f for f in cfg.find_links],
-        no_index=cfg.no_index,
-        strategy=cfg.index_strategy,
-    )
-
-
 def run_pipeline(
     pipeline: Pipeline,
     *,
@@ -236,23 +249,16 @@ def run_pipeline(
     bundle in use by another process (BusyError) skips the targets after it.
     With ``check``, nothing is written: each row says whether its lock is current.
     """
-    cfg = pipeline.spec.lock
-    inputs = gather_inputs(
-        [pipeline.resolve(f) for f in cfg.requirements],
-        [pipeline.resolve(f) for f in cfg.constraints],
-        extras=cfg.extras,
-        all_extras=cfg.all_extras,
-        groups=cfg.groups,
-        base=pipeline.base,
+    plan = plan_lock(
+        pipeline.spec.lock, base=pipeline.base, output_dir=pipeline.locks, inputs_base=pipeline.root
     )
-    index_config = _index_config(pipeline, inputs.options)
     if reporter is not None:
-        for note in inputs.notes:
+        for note in plan.inputs.notes:  # once per run, not per target
             reporter.warning(note)
     key = None if check else _signing_key(pipeline, reporter)
     rows = []
     busy = False
-    for target in _targets(pipeline):
+    for target in plan.targets:
         row = TargetRun(target.name)
         if busy:
             # Another process is running this pipeline too: going on to the next target
@@ -264,20 +270,11 @@ def run_pipeline(
         try:
             _run_target(
                 pipeline, target, row,
-                request=LockRequest(
-                    inputs=inputs,
-                    targets=(target,),
-                    index_config=index_config,
-                    output_dir=pipeline.locks,
-                    exclude_newer=cfg.exclude_newer,
-                    pre=cfg.pre or inputs.options.pre,
-                    only_binary=frozenset([*cfg.only_binary, *inputs.options.only_binary]),
-                    allow_compiled_sdist=cfg.allow_compiled_sdist,
-                    upgrade=frozenset([":all:"] if upgrade else []),
-                    extras=tuple(cfg.extras),
-                    groups=tuple(cfg.groups),
-                    offline=offline,
+                request=plan.request(
+                    target,
                     command=pipeline.command,
+                    upgrade=frozenset([":all:"] if upgrade else []),
+                    offline=offline,
                     check=check,
                     reuse=not upgrade,
                     cache_dir=cache_dir,
@@ -398,7 +395,8 @@ def _sign(
     freshness: Freshness,
 ) -> str:
     from lockship.dossier import AUDIT_FILE, SBOM_FILE, make_dossier  # noqa: PLC0415
-    from lockship.sign import SIGN_OUTPUTS, sign_bundle  # noqa: PLC0415
+    from lockship.models import SIGN_OUTPUTS  # noqa: PLC0415
+    from lockship.sign import sign_bundle  # noqa: PLC0415
 
     sums, signature = bundle / "SHA256SUMS", bundle / "SHA256SUMS.sig"
     if all((bundle / name).is_file() for name in SIGN_OUTPUTS if name != AUDIT_FILE):

@@ -76,7 +76,7 @@ from lockship.errors import (
 from lockship.hashing import CHUNK, HashingWriter, file_digest
 from lockship.lockfile import read_lock
 from lockship.metadata import parse_core_metadata
-from lockship.models import Manifest, format_timestamp
+from lockship.models import Manifest, describe_validation_error, format_timestamp
 from lockship.sign import read_record
 from lockship.sshsig import load_allowed_signers
 from lockship.verify import resolve_identity, verify_bundle
@@ -191,10 +191,8 @@ def read_state(dest: Path) -> RepositoryState:
     try:
         return RepositoryState.model_validate_json(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        location = ".".join(str(part) for part in first["loc"])
         raise InputError(
-            f"not a lockship repository state: {first['msg']} at '{location}'",
+            f"not a lockship repository state: {describe_validation_error(exc)}",
             where=str(path),
             hint="publish into an empty directory, or restore this file from a backup",
         ) from None

@@ -32,28 +32,16 @@ from lockship.errors import BuildError, InputError
 from lockship.pipconfig import IndexConfig
 
 __all__ = [
-    "DEFAULT_SOURCE_DATE_EPOCH",
     "BuiltWheel",
     "build_env",
     "build_key",
     "build_wheel",
     "extract_sdist",
     "read_pkg_info",
-    "source_date_epoch",
     "static_pkg_info",
 ]
 
 _MAX_PKG_INFO = 16 * 1024 * 1024
-DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the zip epoch wheels use too
-
-
-def source_date_epoch(exclude_newer: Optional[datetime]) -> int:
-    """Built wheels are stamped with the lock's cut-off, else 1980-01-01: reproducible."""
-    if exclude_newer is None:
-        return DEFAULT_SOURCE_DATE_EPOCH
-    return int(exclude_newer.timestamp())
-
-
 def _top_dir_member(names: list[str], leaf: str) -> Optional[str]:
     matches = [n for n in names if n.count("/") == 1 and n.endswith("/" + leaf)]
     return min(matches) if matches else None

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from packaging.requirements import Requirement
 
@@ -26,16 +26,25 @@ from lockship._urls import url_to_path
 from lockship.cache import Cache
 from lockship.errors import BuildError, InputError
 from lockship.hashing import file_digest
-from lockship.models import Artifact, BuiltFrom, Lock, LockedPackage
-from lockship.requirements import InputRequirement, Inputs, Source
-from lockship.sdists import build_env, build_key, build_wheel, source_date_epoch
+from lockship.inputs import InputRequirement, Inputs, Source
+from lockship.models import Artifact, BuiltFrom, Lock, LockedPackage, source_date_epoch
+from lockship.sdists import build_env, build_key, build_wheel
 
 if TYPE_CHECKING:
-    from lockship.fetch import FetchRequest
+    from lockship.pipconfig import IndexConfig
+    from lockship.targets import Target
 
 __all__ = ["build_self", "lock_self"]
 
-def lock_self(lock: Lock, request: FetchRequest) -> Lock:
+def lock_self(
+    lock: Lock,
+    *,
+    target: Target,
+    index_config: IndexConfig,
+    offline: bool,
+    jobs: int,
+    cache_dir: Optional[Path],
+) -> Lock:
     """lockship's runtime requirements, resolved for ``lock``'s target (in memory)."""
     requires = importlib.metadata.distribution("lockship").requires or []
     from lockship.lock import LockRequest  # noqa: PLC0415 - compile imports bundle
@@ -47,21 +56,21 @@ def lock_self(lock: Lock, request: FetchRequest) -> Lock:
         (result,) = compile_lock(
             LockRequest(
                 inputs=inputs,
-                targets=(request.target,),
-                index_config=request.index_config,
+                targets=(target,),
+                index_config=index_config,
                 output_dir=Path(tmp),
                 exclude_newer=lock.exclude_newer,
-                offline=request.offline,
-                jobs=request.jobs,
+                offline=offline,
+                jobs=jobs,
                 command="lockship fetch --include-self",
-                cache_dir=request.cache_dir,
+                cache_dir=cache_dir,
             )
         )
     return result.lock
 
 
 def build_self(
-    cache: Cache, lock: Lock, request: FetchRequest
+    cache: Cache, lock: Lock, index_config: IndexConfig
 ) -> tuple[LockedPackage, Path, BuiltFrom]:
     """lockship's own wheel for the bundle: (its pin, the wheel, where it came from).
 
@@ -80,7 +89,7 @@ def build_self(
     source = Path(url_to_path(url))
     epoch = source_date_epoch(lock.exclude_newer)
     env = build_env(
-        request.index_config, source_date_epoch=epoch, exclude_newer=lock.exclude_newer
+        index_config, source_date_epoch=epoch, exclude_newer=lock.exclude_newer
     )
     with tempfile.TemporaryDirectory(prefix="lockship-self-sdist-") as tmp:
         proc = subprocess.run(

@@ -80,7 +80,7 @@ from lockship._install_script import (
 from lockship._zip import dist_info_metadata_chooser, local_file, read_member
 from lockship.errors import FilesystemError, InputError, IntegrityError, VerificationError
 from lockship.hashing import file_digest
-from lockship.models import BundleRecord, Manifest, ManifestFile, format_timestamp
+from lockship.models import SIGN_OUTPUTS, BundleRecord, Manifest, ManifestFile, format_timestamp
 
 if TYPE_CHECKING:
     from lockship.audit import AuditReport
@@ -88,7 +88,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SEQUENCE_FILE",
-    "SIGN_OUTPUTS",
     "Freshness",
     "SignResult",
     "metadata_problems",
@@ -101,8 +100,6 @@ __all__ = [
     "wheel_problems",
 ]
 
-# sbom.cdx.json always, audit.json when signing audits (lockship.dossier)
-SIGN_OUTPUTS = (MANIFEST, INSTALL_DOC, INSTALL_SCRIPT, SBOM, AUDIT, SUMS, SIGNATURE)
 # An allowed_signers principal that means itself: no spaces, quotes, commas
 # (a list) or wildcards (a pattern), so INSTALL.md's `-I` and the printed line work.
 _PRINCIPAL = re.compile(r'[^\s",*?!#][^\s",*?!]*')

@@ -35,6 +35,7 @@ import contextlib
 import os
 import re
 import stat
+import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -125,11 +126,18 @@ def open_bundle(path: Path) -> Iterator[Path]:
 
     :raises InputError: when ``path`` is neither, or the archive is unsafe.
     """
+    hint = "give the directory lockship fetch wrote (dist/<target>), or its .tar"
     if path.is_dir():
+        if not (path / "bundle.json").is_file():
+            raise InputError("not a bundle: no bundle.json (written by lockship fetch)",
+                             where=str(path), hint=hint)
         yield path
         return
     if not path.is_file():
         raise InputError("no such bundle directory or archive", where=str(path))
+    if not tarfile.is_tarfile(path):
+        raise InputError("not a bundle: neither a directory nor a tar archive",
+                         where=str(path), hint=hint)
     with tempfile.TemporaryDirectory(prefix="lockship-bundle-") as scratch:
         yield extract_archive(path, Path(scratch))
 

@@ -20,7 +20,7 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 
 from lockship.errors import InputError
-from lockship.requirements import InputRequirement, Inputs, Source
+from lockship.inputs.model import InputRequirement, Inputs, Source
 
 __all__ = ["MAX_BYTES", "is_environment_file", "read_environment"]
 
