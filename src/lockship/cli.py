@@ -24,7 +24,7 @@ from rich.console import Console
 
 from lockship import __version__
 from lockship.errors import ExitCode, InputError, LockshipError
-from lockship.lock import LockRequest, TargetResult, gather_inputs, lock
+from lockship.lock import LockRequest, TargetResult, gather_inputs, lock, open_session
 from lockship.models import format_size, format_timestamp
 from lockship.options import LockConfig, load_tool_config, parse_timestamp
 from lockship.pipconfig import IndexStrategy, load_index_config
@@ -246,26 +246,34 @@ def lock_command(
         flags = _result_flags(pre or cfg.pre or file_options.pre, sorted(binary), extra, group)
         results = []
         reporter = _LockProgress(quiet or json_output)
-        for one in targets:
-            request = LockRequest(
-                inputs=inputs,
-                targets=(one,),
-                index_config=index_config,
-                output_dir=output_dir or Path(cfg.output_dir or "locks"),
-                exclude_newer=cutoff,
-                pre=pre or cfg.pre or file_options.pre,
-                only_binary=frozenset(_canonical_binary(binary)),
-                upgrade=frozenset([":all:"] if upgrade else upgrade_package),
-                extras=tuple(extra or cfg.extras),
-                groups=tuple(group or cfg.groups),
-                offline=offline,
-                refresh=refresh,
-                jobs=jobs,
-                command=_command(requirement, _spec_for(one, specs), cutoff, flags),
-                check=check,
-                cache_dir=cache_dir,
-            )
-            results.extend(lock(request, reporter))
+        session = open_session(
+            index_config, cache_dir=cache_dir, offline=offline, refresh=refresh, jobs=jobs,
+            exclude_newer=cutoff,
+        )
+        with session as opened:
+            for one in targets:
+                request = LockRequest(
+                    inputs=inputs,
+                    targets=(one,),
+                    index_config=index_config,
+                    output_dir=output_dir or Path(cfg.output_dir or "locks"),
+                    exclude_newer=cutoff,
+                    pre=pre or cfg.pre or file_options.pre,
+                    only_binary=frozenset(_canonical_binary(binary)),
+                    upgrade=frozenset([":all:"] if upgrade else upgrade_package),
+                    extras=tuple(extra or cfg.extras),
+                    groups=tuple(group or cfg.groups),
+                    offline=offline,
+                    refresh=refresh,
+                    jobs=jobs,
+                    command=_command(requirement, _spec_for(one, specs), cutoff, flags),
+                    check=check,
+                    # Unchanged inputs and settings keep their lock without resolving
+                    # (or any network); --upgrade, -P and --refresh resolve again.
+                    reuse=not (upgrade or upgrade_package or refresh),
+                    cache_dir=cache_dir,
+                )
+                results.extend(lock(request, reporter, session=opened))
     if json_output:
         typer.echo(json.dumps([_summary(r) for r in results], indent=2, sort_keys=True))
     if check:

@@ -7,10 +7,11 @@ when several targets need them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,8 +55,15 @@ from lockship.resolve import Resolution, ResolveOptions, Root, resolve
 from lockship.sdists import build_env, source_date_epoch
 from lockship.targets import Target
 
-__all__ = ["LockReporter", "LockRequest", "TargetResult", "gather_inputs", "lock"]
-
+__all__ = [
+    "LockReporter",
+    "LockRequest",
+    "Session",
+    "TargetResult",
+    "gather_inputs",
+    "lock",
+    "open_session",
+]
 
 
 class LockReporter(Protocol):
@@ -96,6 +104,65 @@ class LockRequest:
     check: bool = False
     reuse: bool = False  # keep a lock whose inputs did not change, without resolving
     cache_dir: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class Session:
+    """The HTTP client, cache, index client and metadata memo of one run.
+
+    Every target of a ``lock`` (several ``--target``) or a ``run`` (several
+    targets) shares them, so a project's page is read and a file's metadata
+    parsed once per run, not once per target.
+    """
+
+    http: HttpClient
+    cache: Cache
+    index: IndexClient
+    metadata: MetadataFetcher
+    index_config: IndexConfig
+    exclude_newer: Optional[datetime]
+
+
+@contextlib.contextmanager
+def open_session(
+    index_config: IndexConfig,
+    *,
+    cache_dir: Optional[Path] = None,
+    offline: bool = False,
+    refresh: bool = False,
+    jobs: int = 16,
+    exclude_newer: Optional[datetime] = None,
+) -> Iterator[Session]:
+    """One run's session; its connections are closed on exit."""
+    cache = Cache(cache_dir or default_cache_dir())
+    http = HttpClient(index_config, pool_size=max(4, jobs), offline=offline)
+    index = IndexClient(http, cache, index_config, refresh=refresh, exclude_newer=exclude_newer)
+    env = build_env(
+        index_config, source_date_epoch=source_date_epoch(exclude_newer),
+        exclude_newer=exclude_newer,
+    )
+    metadata = MetadataFetcher(http, cache, build_env=env)
+    try:
+        yield Session(http, cache, index, metadata, index_config, exclude_newer)
+    finally:
+        http.close()
+
+
+def _session_for(
+    request: LockRequest, session: Optional[Session]
+) -> contextlib.AbstractContextManager[Session]:
+    """``session`` when it was opened with ``request``'s settings, else a new one."""
+    if session is not None:
+        if (session.index_config, session.exclude_newer) != (
+            request.index_config, request.exclude_newer
+        ):
+            msg = "a session serves requests with its own index settings and --exclude-newer"
+            raise ValueError(msg)
+        return contextlib.nullcontext(session)
+    return open_session(
+        request.index_config, cache_dir=request.cache_dir, offline=request.offline,
+        refresh=request.refresh, jobs=request.jobs, exclude_newer=request.exclude_newer,
+    )
 
 
 @dataclass(frozen=True)
@@ -378,10 +445,9 @@ def _unproven(lock: Lock, lister: Optional[Lister]) -> list[str]:
     return reasons
 
 
-def _index_lister(request: LockRequest) -> Lister:
+def _index_lister(request: LockRequest, session: Session) -> Lister:
     """A Lister over the configured sources (their pages cached as for locking)."""
-    cache = Cache(request.cache_dir or default_cache_dir())
-    http = HttpClient(request.index_config, pool_size=max(4, request.jobs), offline=request.offline)
+    http, cache = session.http, session.cache
     clients: dict[str, IndexClient] = {}
 
     def lister(package: LockedPackage) -> Optional[str]:
@@ -428,18 +494,29 @@ def _input_files(request: LockRequest) -> tuple[InputFile, ...]:
     return tuple(input_file(p) for p in request.inputs.files)
 
 
-def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[TargetResult]:
+def lock(
+    request: LockRequest,
+    reporter: Optional[LockReporter] = None,
+    *,
+    session: Optional[Session] = None,
+) -> list[TargetResult]:
     """Lock ``request.inputs`` for every target (or check the locks with ``request.check``).
 
+    :param session: the run's session (``open_session``), shared by the
+        requests of one run; None opens one for this call.
     :raises LockshipError: the first target's failure, with what and where.
     """
-    reporter = reporter or _QuietReporter()
     if not request.targets:
         raise InputError("no target given", where="--target", hint="e.g. --target linux-cp39")
+    with _session_for(request, session) as opened:
+        return _lock(request, reporter or _QuietReporter(), opened)
+
+
+def _lock(request: LockRequest, reporter: LockReporter, session: Session) -> list[TargetResult]:
     inputs = _input_files(request)
     settings = _settings(request)
     if request.check:
-        lister = _index_lister(request)
+        lister = _index_lister(request, session)
         return [
             check_lock(request, target, inputs=inputs, settings=settings, lister=lister)
             for target in request.targets
@@ -452,17 +529,7 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
             hint="list packages in requirements.in or [project] dependencies",
         )
     constraints: list[Requirement] = [c.requirement for c in request.inputs.constraints]
-    cache = Cache(request.cache_dir or default_cache_dir())
-    http = HttpClient(request.index_config, pool_size=max(4, request.jobs), offline=request.offline)
-    index = IndexClient(
-        http, cache, request.index_config, refresh=request.refresh,
-        exclude_newer=request.exclude_newer,
-    )
-    epoch = source_date_epoch(request.exclude_newer)
-    env = build_env(
-        request.index_config, source_date_epoch=epoch, exclude_newer=request.exclude_newer
-    )
-    metadata = MetadataFetcher(http, cache, build_env=env)
+    index, metadata = session.index, session.metadata
     results = []
     for target in request.targets:
         reporter.target_started(target)

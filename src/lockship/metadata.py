@@ -36,7 +36,7 @@ from lockship._zip import (
 from lockship.cache import Cache
 from lockship.download import download_to_cache
 from lockship.errors import BuildError, HashMismatchError, IntegrityError, NetworkError
-from lockship.http import HttpClient
+from lockship.http import Fetcher
 from lockship.index import DistFile
 from lockship.sdists import build_key, build_wheel, read_pkg_info, static_pkg_info
 
@@ -163,7 +163,7 @@ class RangeNotSupportedError(Exception):
 class HttpRangeReader:
     """RangeReader over HTTP Range requests."""
 
-    def __init__(self, http: HttpClient, url: str, *, what: str, size: Optional[int]) -> None:
+    def __init__(self, http: Fetcher, url: str, *, what: str, size: Optional[int]) -> None:
         self.http = http
         self.url = url
         self.what = what
@@ -214,7 +214,7 @@ class MetadataFetcher:
 
     def __init__(
         self,
-        http: HttpClient,
+        http: Fetcher,
         cache: Cache,
         *,
         build_env: Optional[dict[str, str]] = None,

@@ -50,11 +50,11 @@ from lockship import sshsig
 from lockship._fs import atomic_write_bytes, atomic_write_text, exclusive_lock
 from lockship.errors import BusyError, InputError, LockshipError, SignatureError
 from lockship.fetch import FetchReporter, FetchRequest, fetch
-from lockship.lock import LockReporter, LockRequest, gather_inputs, lock
+from lockship.lock import LockReporter, LockRequest, Session, gather_inputs, lock, open_session
 from lockship.lockfile import lock_paths
 from lockship.options import LockConfig, key_line, located, read_toml, validation_error
 from lockship.pipconfig import IndexConfig, load_index_config
-from lockship.requirements import IndexOptions
+from lockship.requirements import IndexOptions, Inputs
 from lockship.targets import Target, make_floors, parse_target
 
 if TYPE_CHECKING:
@@ -241,6 +241,30 @@ def run_pipeline(
     )
     index_config = _index_config(pipeline, inputs.options)
     key = None if check else _signing_key(pipeline, reporter)
+    with open_session(
+        index_config, cache_dir=cache_dir, offline=offline, exclude_newer=cfg.exclude_newer
+    ) as session:
+        return _run_targets(
+            pipeline, inputs, index_config, session,
+            check=check, upgrade=upgrade, offline=offline, cache_dir=cache_dir, key=key,
+            reporter=reporter,
+        )
+
+
+def _run_targets(
+    pipeline: Pipeline,
+    inputs: Inputs,
+    index_config: IndexConfig,
+    session: Session,
+    *,
+    check: bool,
+    upgrade: bool,
+    offline: bool,
+    cache_dir: Optional[Path],
+    key: Optional[tuple[sshsig.SigningKey, str]],
+    reporter: Optional[RunReporter],
+) -> list[TargetRun]:
+    cfg = pipeline.spec.lock
     rows = []
     busy = False
     for target in _targets(pipeline):
@@ -272,6 +296,7 @@ def run_pipeline(
                     reuse=not upgrade,
                     cache_dir=cache_dir,
                 ),
+                session=session,
                 key=key,
                 reporter=reporter,
             )
@@ -289,10 +314,11 @@ def _run_target(
     row: TargetRun,
     *,
     request: LockRequest,
+    session: Session,
     key: Optional[tuple[sshsig.SigningKey, str]],
     reporter: Optional[RunReporter],
 ) -> None:
-    (result,) = lock(request, reporter)
+    (result,) = lock(request, reporter, session=session)
     row.packages = len(result.lock.packages)
     if request.check:
         row.steps.append(
