@@ -369,3 +369,50 @@ def test_check_refuses_a_lock_edited_by_hand(world, project, index_server, tmp_p
     assert code == 1
     assert "linux-cp39.txt does not match pylock.linux-cp39.toml" in err
     assert (pylock.read_bytes(), txt.read_bytes()) != generated  # --check wrote nothing
+
+
+def test_relock_of_unchanged_inputs_keeps_the_lock_without_the_network(
+    world, project, monkeypatch
+):
+    (project / "requirements.in").write_text("alpha\nkappa\n")
+    assert lock(world, "--target", "linux-cp39", "--target", "linux-cp313")[0] == 0
+    first = {p.name: p.read_bytes() for p in (project / "locks").iterdir()}
+    world.reset_log()
+    import lockship.lock  # noqa: PLC0415
+
+    def no_resolving(*args, **kwargs):
+        raise AssertionError("resolved again")
+
+    resolve = lockship.lock.resolve
+    monkeypatch.setattr(lockship.lock, "resolve", no_resolving)
+    code, _, err = run(
+        "lock", "--index-url", world.simple_url, "--no-pip-config",
+        "--target", "linux-cp39", "--target", "linux-cp313",
+    )
+    assert code == 0, err
+    assert world.requests == [], err
+    assert {p.name: p.read_bytes() for p in (project / "locks").iterdir()} == first
+    # --refresh (like --upgrade, -P and a changed input) resolves again.
+    monkeypatch.setattr(lockship.lock, "resolve", resolve)
+    assert lock(world, "--target", "linux-cp39", "--refresh")[0] == 0
+    assert world.requests_matching("/simple/alpha/")
+
+
+def test_targets_of_one_run_share_the_session(world, project, monkeypatch):
+    """Several --target, one session: each project's page is read (from the index or
+    the page cache) once per run, not once per target."""
+    from lockship.cache import Cache  # noqa: PLC0415
+
+    (project / "requirements.in").write_text("alpha\nkappa\n")
+    reads: list[str] = []
+    original = Cache.get_page
+
+    def counting(self, origin, name):
+        reads.append(name)
+        return original(self, origin, name)
+
+    monkeypatch.setattr(Cache, "get_page", counting)
+    assert lock(world, "--target", "linux-cp39", "--target", "linux-cp313", "--target",
+                "linux_aarch64-cp311")[0] == 0
+    assert reads and len(reads) == len(set(reads)), reads
+    assert len(world.requests_matching("/simple/alpha/")) == 1
