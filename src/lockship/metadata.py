@@ -13,6 +13,7 @@ METADATA of a wheel built from it in an isolated environment.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -111,6 +112,15 @@ def read_headers(data: bytes) -> dict[str, list[str]]:
     return fields
 
 
+@functools.lru_cache(maxsize=65536)
+def _requirement(text: str) -> Requirement:
+    """``Requirement(text)``, parsed once per run: the releases of a project repeat
+    most of their Requires-Dist lines, and parsing dominated resolving a project
+    with hundreds of releases. Callers never mutate the shared object.
+    """
+    return Requirement(text)
+
+
 def parse_core_metadata(data: bytes, *, where: str) -> CoreMetadata:
     """Parse METADATA / PKG-INFO bytes.
 
@@ -123,7 +133,7 @@ def parse_core_metadata(data: bytes, *, where: str) -> CoreMetadata:
         raise MetadataError("metadata has no Name or Version", where=where)
     try:
         parsed_version = Version(version)
-        requires = tuple(Requirement(r) for r in raw.get("requires-dist", []))
+        requires = tuple(_requirement(r) for r in raw.get("requires-dist", []))
         rp = (raw.get("requires-python") or [""])[0]
         requires_python = SpecifierSet(rp) if rp.strip() else None
     except (InvalidVersion, InvalidRequirement, InvalidSpecifier) as exc:
