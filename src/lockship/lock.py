@@ -31,7 +31,7 @@ from lockship.hashing import file_digest
 from lockship.http import HttpClient
 from lockship.index import IndexClient
 from lockship.lockfile import lock_paths, read_lock, render_requirements, write_lock
-from lockship.metadata import MetadataFetcher
+from lockship.metadata import MetadataFetcher, metadata_digest, read_headers
 from lockship.models import (
     Artifact,
     InputFile,
@@ -469,6 +469,20 @@ def _index_lister(request: LockRequest, session: Session) -> Lister:
     return lister
 
 
+def _metadata_corrected(lock: Lock, cache: Cache) -> bool:
+    """Does the cache now hold other metadata for a pinned file than the lock was
+    resolved from? (fetch corrects the cache when a file's own METADATA differs
+    from what a range read gave; the lock must then be resolved again.)
+    """
+    for package in lock.packages:
+        data = cache.get_metadata(package.artifact.sha256)
+        if data is not None and package.metadata_sha256 and (
+            metadata_digest(read_headers(data)) != package.metadata_sha256
+        ):
+            return True
+    return False
+
+
 PYPROJECT_SCOPE = "dependency tables"
 
 
@@ -540,7 +554,9 @@ def _lock(request: LockRequest, reporter: LockReporter, session: Session) -> lis
                 kept = check_lock(request, target, inputs=inputs, settings=settings)
             except InputError:
                 kept = None  # unreadable: lock afresh
-            if kept is not None and not kept.changed:
+            if kept is not None and not kept.changed and not _metadata_corrected(
+                kept.lock, session.cache
+            ):
                 reporter.target_finished(kept)
                 results.append(kept)
                 continue
