@@ -196,13 +196,22 @@ def pin_count(lock_text: str) -> int:
 # --- the lock benchmark -------------------------------------------------------------------
 
 
-def lock_command(tool: str, cache: Path, glibc: str) -> list[str]:
+# lockship target -> (uv --python-platform, --python-version); pip-compile only does the host.
+UV_TARGETS = {
+    "linux-cp311": ("x86_64-unknown-linux-gnu", "3.11"),
+    "linux-cp39": ("x86_64-unknown-linux-gnu", "3.9"),
+    "windows-cp312": ("x86_64-pc-windows-msvc", "3.12"),
+    "macos_arm64-cp313": ("aarch64-apple-darwin", "3.13"),
+}
+
+
+def lock_command(tool: str, cache: Path, glibc: str, target: str = "linux-cp311") -> list[str]:
     """The command that locks requirements.in into out.txt (or locks/) in the cwd."""
     if tool == "lockship":
         return [
             sys.executable, "-m", "lockship", "lock", "-q", "--no-pip-config",
             "--cache-dir", str(cache), "-r", "requirements.in",
-            "--target", "linux-cp311", "--glibc", glibc,
+            "--target", target, "--glibc", glibc,
         ]
     if tool == "pip-compile":
         # --cache-dir is pip-tools' dependency cache; pip's HTTP cache is PIP_CACHE_DIR.
@@ -210,19 +219,20 @@ def lock_command(tool: str, cache: Path, glibc: str) -> list[str]:
             str(BIN / "pip-compile"), "-q", "--generate-hashes", "--allow-unsafe",
             "--cache-dir", str(cache / "pip-tools"), "-o", "out.txt", "requirements.in",
         ]
+    platform_, python = UV_TARGETS[target]
     return [
         str(BIN / "uv"), "pip", "compile", "-q", "--no-config", "--generate-hashes",
-        "--cache-dir", str(cache), "--python-platform", "x86_64-unknown-linux-gnu",
-        "--python-version", "3.11", "-o", "out.txt", "requirements.in",
+        "--cache-dir", str(cache), "--python-platform", platform_,
+        "--python-version", python, "-o", "out.txt", "requirements.in",
     ]
 
 
-def output_of(tool: str, workdir: Path) -> Path:
-    return workdir / "locks" / "linux-cp311.txt" if tool == "lockship" else workdir / "out.txt"
+def output_of(tool: str, workdir: Path, target: str = "linux-cp311") -> Path:
+    return workdir / "locks" / f"{target}.txt" if tool == "lockship" else workdir / "out.txt"
 
 
 def measure(
-    tool: str, set_path: Path, glibc: str, scratch: Path
+    tool: str, set_path: Path, glibc: str, scratch: Path, target: str = "linux-cp311"
 ) -> tuple[float, float, set[str]]:
     """One cold and one warm run: (cold seconds, warm seconds, pins of the cold run)."""
     work = Path(tempfile.mkdtemp(prefix=f"{tool}-{set_path.stem}-", dir=scratch))
@@ -231,9 +241,9 @@ def measure(
     project.mkdir()
     shutil.copyfile(set_path, project / "requirements.in")
     env = clean_env(PIP_CACHE_DIR=str(cache / "pip"))
-    args = lock_command(tool, cache, glibc)
+    args = lock_command(tool, cache, glibc, target)
     cold, _, _ = timed(args, cwd=project, env=env)
-    output = output_of(tool, project)
+    output = output_of(tool, project, target)
     first = output.read_text()
     warm, _, _ = timed(args, cwd=project, env=env)  # same cache, previous output present
     pins = pins_of(first)
@@ -255,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3,
                         help="measurements per (set, tool, cold/warm); the median is reported "
                         "(default: %(default)s)")
+    parser.add_argument("--target", default="linux-cp311", choices=sorted(UV_TARGETS),
+                        help="lockship's target, and uv's --python-platform/--python-version "
+                        "for it; pip-compile (host only) runs for linux-cp311 only")
     parser.add_argument("--glibc", default="2.28",
                         help="lockship's glibc floor; 2.28 is what uv's x86_64-unknown-linux-gnu "
                         "means (default: %(default)s)")
@@ -265,7 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    tools = [t for t in TOOLS if t not in args.skip]
+    tools = [
+        t for t in TOOLS
+        if t not in args.skip and (t != "pip-compile" or args.target == "linux-cp311")
+    ]
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     for name in sets:
         if not (SETS / f"{name}.in").is_file():
@@ -285,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             for tool in tools:
                 colds, warms = [], []
                 for i in range(args.repeat):
-                    cold, warm, pins = measure(tool, set_path, args.glibc, scratch)
+                    cold, warm, pins = measure(tool, set_path, args.glibc, scratch, args.target)
                     colds.append(cold)
                     warms.append(warm)
                     if answers.setdefault(tool, pins) != pins:
@@ -305,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                     differences.append(diff)
                     print(f"note: pins differ: {diff}", flush=True)
                 rows.append([
-                    name, str(requirement_count(set_path)), str(len(answers[tool])), tool,
+                    name if args.target == "linux-cp311" else f"{name} ({args.target})", str(requirement_count(set_path)), str(len(answers[tool])), tool,
                     f"{statistics.median(colds):.2f}", f"{statistics.median(warms):.2f}",
                     " ".join(f"{x:.2f}" for x in colds), " ".join(f"{x:.2f}" for x in warms),
                     same,
@@ -322,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         rows,
     )
     commands = "\n".join(
-        f"- {tool}: `{display(lock_command(tool, Path('CACHE'), args.glibc))}`" for tool in tools
+        f"- {tool}: `{display(lock_command(tool, Path('CACHE'), args.glibc, args.target))}`"
+        for tool in tools
     )
     report = "\n".join([
         "# Lock benchmark",

@@ -391,3 +391,48 @@ def test_url_requirements_get_a_hint_that_leads_to_a_lock(tmp_path, monkeypatch)
         f"lockship: error: named.in:1: direct URL requirement six @ {url} cannot be locked by "
         "name and hash\n" + hint
     ))
+def test_relock_of_unchanged_inputs_keeps_the_lock_without_the_network(
+    world, project, monkeypatch
+):
+    (project / "requirements.in").write_text("alpha\nkappa\n")
+    assert lock(world, "--target", "linux-cp39", "--target", "linux-cp313")[0] == 0
+    first = {p.name: p.read_bytes() for p in (project / "locks").iterdir()}
+    world.reset_log()
+    import lockship.lock  # noqa: PLC0415
+
+    def no_resolving(*args, **kwargs):
+        raise AssertionError("resolved again")
+
+    resolve = lockship.lock.resolve
+    monkeypatch.setattr(lockship.lock, "resolve", no_resolving)
+    code, _, err = run(
+        "lock", "--index-url", world.simple_url, "--no-pip-config",
+        "--target", "linux-cp39", "--target", "linux-cp313",
+    )
+    assert code == 0, err
+    assert world.requests == [], err
+    assert {p.name: p.read_bytes() for p in (project / "locks").iterdir()} == first
+    # --refresh (like --upgrade, -P and a changed input) resolves again.
+    monkeypatch.setattr(lockship.lock, "resolve", resolve)
+    assert lock(world, "--target", "linux-cp39", "--refresh")[0] == 0
+    assert world.requests_matching("/simple/alpha/")
+
+
+def test_targets_of_one_run_share_the_session(world, project, monkeypatch):
+    """Several --target, one session: each project's page is read (from the index or
+    the page cache) once per run, not once per target."""
+    from lockship.cache import Cache  # noqa: PLC0415
+
+    (project / "requirements.in").write_text("alpha\nkappa\n")
+    reads: list[str] = []
+    original = Cache.get_page
+
+    def counting(self, origin, name):
+        reads.append(name)
+        return original(self, origin, name)
+
+    monkeypatch.setattr(Cache, "get_page", counting)
+    assert lock(world, "--target", "linux-cp39", "--target", "linux-cp313", "--target",
+                "linux_aarch64-cp311")[0] == 0
+    assert reads and len(reads) == len(set(reads)), reads
+    assert len(world.requests_matching("/simple/alpha/")) == 1

@@ -323,7 +323,7 @@ def lock_command(
     verbose: bool = VERBOSE,
 ) -> None:
     """Compile requirements into hashed lock files, one per target (locks/<target>.txt + pylock)."""
-    from lockship.lock import lock  # noqa: PLC0415
+    from lockship.lock import lock, open_session  # noqa: PLC0415
     from lockship.options import (  # noqa: PLC0415
         LockConfig,
         load_tool_config,
@@ -370,21 +370,29 @@ def lock_command(
         reporter = _LockProgress(quiet or json_output)
         for note in plan.inputs.notes:  # once per run, not per target
             reporter.warning(note)
-        for one in plan.targets:
-            request = plan.request(
-                one,
-                command=_command(
-                    requirement, _spec_for(one, specs), plan.exclude_newer,
-                    flags + _python_flag(one),
-                ),
-                upgrade=frozenset([":all:"] if upgrade else upgrade_package),
-                offline=offline,
-                refresh=refresh,
-                jobs=jobs,
-                check=check,
-                cache_dir=cache_dir,
-            )
-            results.extend(lock(request, reporter))
+        session = open_session(
+            plan.index_config, cache_dir=cache_dir, offline=offline, refresh=refresh, jobs=jobs,
+            exclude_newer=plan.exclude_newer,
+        )
+        with session as opened:
+            for one in plan.targets:
+                request = plan.request(
+                    one,
+                    command=_command(
+                        requirement, _spec_for(one, specs), plan.exclude_newer,
+                        flags + _python_flag(one),
+                    ),
+                    upgrade=frozenset([":all:"] if upgrade else upgrade_package),
+                    offline=offline,
+                    refresh=refresh,
+                    jobs=jobs,
+                    check=check,
+                    # Unchanged inputs and settings keep their lock without resolving
+                    # (or any network); --upgrade, -P and --refresh resolve again.
+                    reuse=not (upgrade or upgrade_package or refresh),
+                    cache_dir=cache_dir,
+                )
+                results.extend(lock(request, reporter, session=opened))
     if json_output:
         typer.echo(json.dumps([_summary(r) for r in results], indent=2, sort_keys=True))
     if check:

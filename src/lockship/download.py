@@ -31,7 +31,7 @@ from lockship._urls import redact_url
 from lockship.cache import Cache
 from lockship.errors import HashMismatchError, IntegrityError, NetworkError
 from lockship.hashing import HashingWriter, file_digest
-from lockship.http import HttpClient
+from lockship.http import Fetcher
 
 __all__ = ["download_to_cache"]
 
@@ -43,7 +43,7 @@ def _no_progress(_count: int) -> None:
 
 
 def download_to_cache(
-    http: HttpClient,
+    http: Fetcher,
     cache: Cache,
     url: str,
     *,
@@ -110,7 +110,7 @@ class _DroppedError(NetworkError):
 
 
 def _resumable(
-    http: HttpClient,
+    http: Fetcher,
     url: str,
     partial: Path,
     *,
@@ -133,7 +133,7 @@ def _resumable(
 
 
 def _continue(
-    http: HttpClient,
+    http: Fetcher,
     url: str,
     partial: Path,
     *,
@@ -194,7 +194,7 @@ def _too_long(url: str, size: Optional[int], what: str) -> IntegrityError:
 
 
 def _download_unknown(
-    http: HttpClient, cache: Cache, url: str, *, what: str, progress: Progress
+    http: Fetcher, cache: Cache, url: str, *, what: str, progress: Progress
 ) -> tuple[Path, str, int]:
     tmp_dir = cache.root / "partial"
     try:

@@ -34,7 +34,7 @@ from lockship._urls import redact_url, split_credentials, url_to_path
 from lockship.errors import NetworkError
 from lockship.pipconfig import IndexConfig
 
-__all__ = ["USER_AGENT", "HttpClient", "Response", "StreamResponse"]
+__all__ = ["USER_AGENT", "Fetcher", "HttpClient", "Response", "StreamResponse"]
 
 USER_AGENT = f"lockship/{__version__}"
 MAX_REDIRECTS = 5
@@ -89,6 +89,37 @@ class StreamResponse:
             self._raw.close()
 
 
+class Fetcher(Protocol):
+    """What the index, metadata and download code need from an HTTP client.
+
+    ``HttpClient`` is the one implementation lockship runs with; tests serve a
+    package universe from memory through the same seam (tests/memoryindex.py).
+    """
+
+    offline: bool  # refuse the network: callers turn that into a cache-only hint
+    retries: int  # resumable downloads retry on their own, with ``backoff``
+    backoff: float
+
+    def get(
+        self,
+        url: str,
+        *,
+        headers: Optional[Mapping[str, str]] = None,
+        what: str,
+        ok: tuple[int, ...] = (200,),
+        max_bytes: int = ...,
+    ) -> Response: ...
+
+    def stream(
+        self,
+        url: str,
+        *,
+        headers: Optional[Mapping[str, str]] = None,
+        what: str,
+        ok: tuple[int, ...] = (200,),
+    ) -> contextlib.AbstractContextManager[StreamResponse]: ...
+
+
 class HttpClient:
     """Pooled, authenticated, retrying HTTP(S) and file:// access.
 
@@ -125,6 +156,13 @@ class HttpClient:
         self._pool_size = pool_size
         self._lock = threading.Lock()
         self._environ = environ
+
+    def close(self) -> None:
+        """Close every pooled connection (the client may be used again afterwards)."""
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.clear()
 
     # --- connection pools ---------------------------------------------------
 

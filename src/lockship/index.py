@@ -37,7 +37,7 @@ from lockship._memo import Memo
 from lockship._urls import redact_url, split_credentials, url_to_path
 from lockship.cache import Cache
 from lockship.errors import NetworkError
-from lockship.http import HttpClient
+from lockship.http import Fetcher
 from lockship.pipconfig import IndexConfig, IndexStrategy
 
 __all__ = ["DistFile", "IndexClient", "Project", "entry_to_dist", "html_entries", "json_entries"]
@@ -361,7 +361,7 @@ class IndexClient:
 
     def __init__(
         self,
-        http: HttpClient,
+        http: Fetcher,
         cache: Cache,
         config: IndexConfig,
         *,

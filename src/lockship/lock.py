@@ -7,11 +7,12 @@ when several targets need them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ from lockship.index import IndexClient
 from lockship.inputs import Inputs, merge_inputs, read_pyproject, read_requirements
 from lockship.inputs.conda import is_environment_file, read_environment
 from lockship.lockfile import lock_paths, read_lock, render_requirements, write_lock
-from lockship.metadata import MetadataFetcher
+from lockship.metadata import MetadataFetcher, metadata_digest, read_headers
 from lockship.models import (
     Artifact,
     InputFile,
@@ -60,10 +61,12 @@ from lockship.targets import Target
 __all__ = [
     "LockReporter",
     "LockRequest",
+    "Session",
     "TargetResult",
     "canonical_only_binary",
     "gather_inputs",
     "lock",
+    "open_session",
 ]
 
 
@@ -108,6 +111,65 @@ class LockRequest:
     reuse: bool = False  # keep a lock whose inputs did not change, without resolving
     cache_dir: Optional[Path] = None
     inputs_base: Optional[Path] = None  # inputs are recorded relative to it (None: the cwd)
+
+
+@dataclass(frozen=True)
+class Session:
+    """The HTTP client, cache, index client and metadata memo of one run.
+
+    Every target of a ``lock`` (several ``--target``) or a ``run`` (several
+    targets) shares them, so a project's page is read and a file's metadata
+    parsed once per run, not once per target.
+    """
+
+    http: HttpClient
+    cache: Cache
+    index: IndexClient
+    metadata: MetadataFetcher
+    index_config: IndexConfig
+    exclude_newer: Optional[datetime]
+
+
+@contextlib.contextmanager
+def open_session(
+    index_config: IndexConfig,
+    *,
+    cache_dir: Optional[Path] = None,
+    offline: bool = False,
+    refresh: bool = False,
+    jobs: int = 16,
+    exclude_newer: Optional[datetime] = None,
+) -> Iterator[Session]:
+    """One run's session; its connections are closed on exit."""
+    cache = Cache(cache_dir or default_cache_dir())
+    http = HttpClient(index_config, pool_size=max(4, jobs), offline=offline)
+    index = IndexClient(http, cache, index_config, refresh=refresh, exclude_newer=exclude_newer)
+    env = build_env(
+        index_config, source_date_epoch=source_date_epoch(exclude_newer),
+        exclude_newer=exclude_newer,
+    )
+    metadata = MetadataFetcher(http, cache, build_env=env)
+    try:
+        yield Session(http, cache, index, metadata, index_config, exclude_newer)
+    finally:
+        http.close()
+
+
+def _session_for(
+    request: LockRequest, session: Optional[Session]
+) -> contextlib.AbstractContextManager[Session]:
+    """``session`` when it was opened with ``request``'s settings, else a new one."""
+    if session is not None:
+        if (session.index_config, session.exclude_newer) != (
+            request.index_config, request.exclude_newer
+        ):
+            msg = "a session serves requests with its own index settings and --exclude-newer"
+            raise ValueError(msg)
+        return contextlib.nullcontext(session)
+    return open_session(
+        request.index_config, cache_dir=request.cache_dir, offline=request.offline,
+        refresh=request.refresh, jobs=request.jobs, exclude_newer=request.exclude_newer,
+    )
 
 
 @dataclass(frozen=True)
@@ -419,10 +481,9 @@ def _unproven(lock: Lock, lister: Optional[Lister]) -> list[str]:
     return reasons
 
 
-def _index_lister(request: LockRequest) -> Lister:
+def _index_lister(request: LockRequest, session: Session) -> Lister:
     """A Lister over the configured sources (their pages cached as for locking)."""
-    cache = Cache(request.cache_dir or default_cache_dir())
-    http = HttpClient(request.index_config, pool_size=max(4, request.jobs), offline=request.offline)
+    http, cache = session.http, session.cache
     clients: dict[str, IndexClient] = {}
 
     def lister(package: LockedPackage) -> Optional[str]:
@@ -442,6 +503,20 @@ def _index_lister(request: LockRequest) -> Lister:
         )
 
     return lister
+
+
+def _metadata_corrected(lock: Lock, cache: Cache) -> bool:
+    """Does the cache now hold other metadata for a pinned file than the lock was
+    resolved from? (fetch corrects the cache when a file's own METADATA differs
+    from what a range read gave; the lock must then be resolved again.)
+    """
+    for package in lock.packages:
+        data = cache.get_metadata(package.artifact.sha256)
+        if data is not None and package.metadata_sha256 and (
+            metadata_digest(read_headers(data)) != package.metadata_sha256
+        ):
+            return True
+    return False
 
 
 PYPROJECT_SCOPE = "dependency tables"
@@ -469,22 +544,33 @@ def _input_files(request: LockRequest) -> tuple[InputFile, ...]:
     return tuple(input_file(p, request.inputs_base) for p in request.inputs.files)
 
 
-def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[TargetResult]:
+def lock(
+    request: LockRequest,
+    reporter: Optional[LockReporter] = None,
+    *,
+    session: Optional[Session] = None,
+) -> list[TargetResult]:
     """Lock ``request.inputs`` for every target (or check the locks with ``request.check``).
 
+    :param session: the run's session (``open_session``), shared by the
+        requests of one run; None opens one for this call.
     :raises LockshipError: the first target's failure, with what and where.
     """
-    reporter = reporter or _QuietReporter()
     if not request.targets:
         raise InputError("no target given", where="--target", hint="e.g. --target linux-cp39")
     if request.index_config.constraints:  # pip's ``constraint``: files, as pip reads them
         pip_constraints = [Path(c) for c in request.index_config.constraints]
         more = read_requirements([], constraints=pip_constraints)
         request = replace(request, inputs=merge_inputs(request.inputs, more))
+    with _session_for(request, session) as opened:
+        return _lock(request, reporter or _QuietReporter(), opened)
+
+
+def _lock(request: LockRequest, reporter: LockReporter, session: Session) -> list[TargetResult]:
     inputs = _input_files(request)
     settings = _settings(request)
     if request.check:
-        lister = _index_lister(request)
+        lister = _index_lister(request, session)
         return [
             check_lock(request, target, inputs=inputs, settings=settings, lister=lister)
             for target in request.targets
@@ -497,17 +583,7 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
             hint="list packages in requirements.in or [project] dependencies",
         )
     constraints: list[Requirement] = [c.requirement for c in request.inputs.constraints]
-    cache = Cache(request.cache_dir or default_cache_dir())
-    http = HttpClient(request.index_config, pool_size=max(4, request.jobs), offline=request.offline)
-    index = IndexClient(
-        http, cache, request.index_config, refresh=request.refresh,
-        exclude_newer=request.exclude_newer,
-    )
-    epoch = source_date_epoch(request.exclude_newer)
-    env = build_env(
-        request.index_config, source_date_epoch=epoch, exclude_newer=request.exclude_newer
-    )
-    metadata = MetadataFetcher(http, cache, build_env=env)
+    index, metadata = session.index, session.metadata
     results = []
     for target in request.targets:
         reporter.target_started(target)
@@ -518,7 +594,9 @@ def lock(request: LockRequest, reporter: Optional[LockReporter] = None) -> list[
                 kept = check_lock(request, target, inputs=inputs, settings=settings)
             except InputError:
                 kept = None  # unreadable: lock afresh
-            if kept is not None and not kept.changed:
+            if kept is not None and not kept.changed and not _metadata_corrected(
+                kept.lock, session.cache
+            ):
                 reporter.target_finished(kept)
                 results.append(kept)
                 continue

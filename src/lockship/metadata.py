@@ -15,6 +15,7 @@ METADATA of a wheel built from it in an isolated environment.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from lockship._zip import BLOCK, RangeFile, dist_info_metadata_chooser, local_fi
 from lockship.cache import Cache
 from lockship.download import download_to_cache
 from lockship.errors import BuildError, HashMismatchError, IntegrityError, NetworkError
-from lockship.http import HttpClient
+from lockship.http import Fetcher
 from lockship.index import DistFile
 from lockship.sdists import build_key, build_wheel, read_pkg_info, static_pkg_info
 
@@ -108,6 +109,15 @@ def read_headers(data: bytes) -> dict[str, list[str]]:
     return fields
 
 
+@functools.lru_cache(maxsize=65536)
+def _requirement(text: str) -> Requirement:
+    """``Requirement(text)``, parsed once per run: the releases of a project repeat
+    most of their Requires-Dist lines, and parsing dominated resolving a project
+    with hundreds of releases. Callers never mutate the shared object.
+    """
+    return Requirement(text)
+
+
 def parse_core_metadata(data: bytes, *, where: str) -> CoreMetadata:
     """Parse METADATA / PKG-INFO bytes.
 
@@ -120,7 +130,7 @@ def parse_core_metadata(data: bytes, *, where: str) -> CoreMetadata:
         raise MetadataError("metadata has no Name or Version", where=where)
     try:
         parsed_version = Version(version)
-        requires = tuple(Requirement(r) for r in raw.get("requires-dist", []))
+        requires = tuple(_requirement(r) for r in raw.get("requires-dist", []))
         rp = (raw.get("requires-python") or [""])[0]
         requires_python = SpecifierSet(rp) if rp.strip() else None
     except (InvalidVersion, InvalidRequirement, InvalidSpecifier) as exc:
@@ -157,7 +167,7 @@ class RangeNotSupportedError(Exception):
 class HttpRangeReader:
     """Byte ranges of a remote file through HTTP Range requests."""
 
-    def __init__(self, http: HttpClient, url: str, *, what: str, size: Optional[int]) -> None:
+    def __init__(self, http: Fetcher, url: str, *, what: str, size: Optional[int]) -> None:
         self.http = http
         self.url = url
         self.what = what
@@ -213,7 +223,7 @@ class MetadataFetcher:
 
     def __init__(
         self,
-        http: HttpClient,
+        http: Fetcher,
         cache: Cache,
         *,
         build_env: Optional[dict[str, str]] = None,

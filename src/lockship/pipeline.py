@@ -55,10 +55,11 @@ from lockship import sshsig
 from lockship._fs import atomic_write_bytes, atomic_write_text, exclusive_lock
 from lockship.errors import BusyError, InputError, LockshipError, SignatureError
 from lockship.fetch import FetchReporter, FetchRequest, fetch
-from lockship.lock import LockReporter, LockRequest, lock
+from lockship.lock import LockReporter, LockRequest, Session, lock, open_session
 from lockship.lockfile import lock_paths
 from lockship.options import (
     LockConfig,
+    LockPlan,
     key_line,
     located,
     parse_targets,
@@ -256,6 +257,28 @@ def run_pipeline(
         for note in plan.inputs.notes:  # once per run, not per target
             reporter.warning(note)
     key = None if check else _signing_key(pipeline, reporter)
+    with open_session(
+        plan.index_config, cache_dir=cache_dir, offline=offline, exclude_newer=plan.exclude_newer
+    ) as session:
+        return _run_targets(
+            pipeline, plan, session,
+            check=check, upgrade=upgrade, offline=offline, cache_dir=cache_dir, key=key,
+            reporter=reporter,
+        )
+
+
+def _run_targets(
+    pipeline: Pipeline,
+    plan: LockPlan,
+    session: Session,
+    *,
+    check: bool,
+    upgrade: bool,
+    offline: bool,
+    cache_dir: Optional[Path],
+    key: Optional[tuple[sshsig.SigningKey, str]],
+    reporter: Optional[RunReporter],
+) -> list[TargetRun]:
     rows = []
     busy = False
     for target in plan.targets:
@@ -279,6 +302,7 @@ def run_pipeline(
                     reuse=not upgrade,
                     cache_dir=cache_dir,
                 ),
+                session=session,
                 key=key,
                 reporter=reporter,
             )
@@ -296,10 +320,11 @@ def _run_target(
     row: TargetRun,
     *,
     request: LockRequest,
+    session: Session,
     key: Optional[tuple[sshsig.SigningKey, str]],
     reporter: Optional[RunReporter],
 ) -> None:
-    (result,) = lock(request, reporter)
+    (result,) = lock(request, reporter, session=session)
     row.packages = len(result.lock.packages)
     if request.check:
         row.steps.append(

@@ -157,10 +157,27 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self.prefetch = Prefetcher(pool, self)
         self.chooser = FileChooser(target, options, index)
         self.rejections: dict[NormalizedName, dict[Version, str]] = {}
-        self.warnings: list[str] = []
+        # Warnings about what the resolver looked at, by (identifier, version);
+        # only those about the final pins are reported (see ``_final_warnings``).
+        self.warnings: dict[tuple[str, Version], list[str]] = {}
         self._lock = threading.Lock()
         self._satisfied: dict[int, tuple[SpecifierSet, dict[Version, bool]]] = {}
-        self._versions: dict[tuple[NormalizedName, SpecifierSet], list[Version]] = {}
+        self._sorted: dict[NormalizedName, list[Version]] = {}
+        self._ordered: dict[
+            tuple[NormalizedName, tuple[int, ...]],
+            tuple[tuple[SpecifierSet, ...], list[Version], list[Version]],
+        ] = {}
+        self._matching_by_id: dict[tuple[NormalizedName, int], tuple[SpecifierSet, set[Version]]]
+        self._matching_by_id = {}
+        self._matching: dict[tuple[NormalizedName, SpecifierSet], set[Version]] = {}
+        # Backtracking asks for the same candidates and their dependencies again
+        # and again (ipython[all]: 11,573 get_dependencies calls for ~1,000
+        # candidates); everything below depends only on its key and the target,
+        # so it is computed once per resolution.
+        self._made: dict[tuple[str, Version, bool], Optional[Candidate]] = {}
+        self._dependencies: dict[tuple[str, Version], list[Req]] = {}
+        self._applies_memo: dict[tuple[int, frozenset[NormalizedName]], tuple[Marker, bool]] = {}
+        self._marker_results: dict[tuple[str, frozenset[NormalizedName]], bool] = {}
 
     # resolvelib API ------------------------------------------------------------
 
@@ -191,18 +208,16 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     ) -> Callable[[], Iterator[Candidate]]:
         name, extras = _split_identifier(identifier)
         reqs = list(requirements[identifier])
-        specifier = SpecifierSet()
-        for req in reqs:
-            specifier &= req.specifier
+        specifiers = [req.specifier for req in reqs]
         if name in self.constraints:
-            specifier &= self.constraints[name]
+            specifiers.append(self.constraints[name])
         bad = {c.version for c in incompatibilities[identifier]}
         allow_yanked = any(r.is_pinned for r in reqs)
         project = self.index.project(name)
 
         def candidates() -> Iterator[Candidate]:
             yield from self._candidates(
-                identifier, project, extras, specifier, bad, allow_yanked=allow_yanked
+                identifier, project, extras, specifiers, bad, allow_yanked=allow_yanked
             )
 
         return candidates
@@ -223,6 +238,13 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         return hit
 
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        key = (candidate.identifier, candidate.version)
+        deps = self._dependencies.get(key)
+        if deps is None:
+            deps = self._dependencies[key] = self._compute_dependencies(candidate)
+        return deps
+
+    def _compute_dependencies(self, candidate: Candidate) -> list[Req]:
         deps: list[Req] = []
         if candidate.extras:
             # An extras candidate depends on its base at the very same version.
@@ -237,7 +259,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             missing = candidate.extras - candidate.metadata.provides_extra
             if missing:
                 self._warn(
-                    f"{candidate} does not provide the extra(s) {', '.join(sorted(missing))}"
+                    candidate.identifier, candidate.version,
+                    f"{candidate} does not provide the extra(s) {', '.join(sorted(missing))}",
                 )
         for requirement in candidate.metadata.requires_dist:
             if not self._applies(requirement.marker, candidate.extras):
@@ -258,19 +281,37 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     # helpers -------------------------------------------------------------------
 
     def _applies(self, marker: Optional[Marker], extras: frozenset[NormalizedName]) -> bool:
-        """Does a Requires-Dist marker hold on the target, for the base or these extras?"""
+        """Does a Requires-Dist marker hold on the target, for the base or these extras?
+
+        Memoized twice: by the marker object's identity (the metadata is
+        memoized, so the same objects come back on every backtrack; the entry
+        keeps the marker alive, so its id cannot be reused), then by its text,
+        which releases of a project mostly share.
+        """
         if marker is None:
             return not extras  # unconditional deps belong to the base candidate
+        key = (id(marker), extras)
+        hit = self._applies_memo.get(key)
+        if hit is None:
+            text = (str(marker), extras)
+            result = self._marker_results.get(text)
+            if result is None:
+                result = self._marker_results[text] = self._evaluate(marker, extras)
+            hit = self._applies_memo[key] = (marker, result)
+        return hit[1]
+
+    def _evaluate(self, marker: Marker, extras: frozenset[NormalizedName]) -> bool:
         if not extras:
             return marker.evaluate({**self.env, "extra": ""})
         return any(marker.evaluate({**self.env, "extra": e}) for e in extras) and not (
             marker.evaluate({**self.env, "extra": ""})
         )
 
-    def _warn(self, message: str) -> None:
+    def _warn(self, identifier: str, version: Version, message: str) -> None:
         with self._lock:
-            if message not in self.warnings:
-                self.warnings.append(message)
+            messages = self.warnings.setdefault((identifier, version), [])
+            if message not in messages:
+                messages.append(message)
 
     def _reject(self, name: NormalizedName, version: Version, reason: str) -> None:
         with self._lock:
@@ -288,35 +329,85 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         identifier: str,
         project: Project,
         extras: frozenset[NormalizedName],
-        specifier: SpecifierSet,
+        specifiers: Sequence[SpecifierSet],
         bad: set[Version],
         *,
         allow_yanked: bool,
     ) -> Iterator[Candidate]:
-        key = (project.name, specifier)
-        matching = self._versions.get(key)
-        if matching is None:
-            matching = sorted(
-                (v for v in project.versions() if specifier.contains(v, prereleases=True)),
-                reverse=True,
-            )
-            self._versions[key] = matching
-        versions = [v for v in matching if v not in bad]
-        allow_pre = self.options.pre or bool(specifier.prereleases)
-        finals = [v for v in versions if allow_pre or not v.is_prerelease]
-        pres = [v for v in versions if not allow_pre and v.is_prerelease]
+        finals, pres = self._ordered_versions(project, specifiers)
+        if bad:
+            finals = [v for v in finals if v not in bad]
+            pres = [v for v in pres if v not in bad]
         yielded = False
         for group in (self._prefer_first(project.name, finals), pres):
             if yielded:
                 return  # pre-releases only when no final release fits (pip's rule)
             for version in group:
-                candidate = self.make_candidate(
-                    identifier, project.name, extras, version, project.files(version),
-                    allow_yanked=allow_yanked,
-                )
+                key = (identifier, version, allow_yanked)
+                if key in self._made:
+                    candidate = self._made[key]
+                else:
+                    candidate = self._made[key] = self.make_candidate(
+                        identifier, project.name, extras, version, project.files(version),
+                        allow_yanked=allow_yanked,
+                    )
                 if candidate is not None:
                     yielded = True
                     yield candidate
+
+    def _ordered_versions(
+        self, project: Project, specifiers: Sequence[SpecifierSet]
+    ) -> tuple[list[Version], list[Version]]:
+        """(final releases, pre-releases) of ``project`` in every one of ``specifiers``,
+        newest first; the pre-releases are empty when the finals may include them.
+
+        Cached by the specifiers' identities (the entry keeps them alive): the
+        same requirement objects meet again on every backtrack.
+        """
+        key = (project.name, tuple(id(s) for s in specifiers))
+        hit = self._ordered.get(key)
+        if hit is not None:
+            return hit[1], hit[2]
+        ordered = self._sorted.get(project.name)
+        if ordered is None:
+            ordered = self._sorted[project.name] = sorted(project.versions(), reverse=True)
+        # Smallest set first: with a pin among them, the intersection is one version.
+        sets = sorted((self._matching_versions(project, s) for s in specifiers), key=len)
+        if not sets:
+            versions = ordered
+        else:
+            allowed = sets[0].intersection(*sets[1:])
+            small = len(allowed) * 8 < len(ordered)
+            versions = (
+                sorted(allowed, reverse=True) if small else [v for v in ordered if v in allowed]
+            )
+        # What SpecifierSet intersection would say: pre-releases are in when a
+        # specifier names one (or --pre).
+        allow_pre = self.options.pre or any(s.prereleases for s in specifiers)
+        finals = [v for v in versions if allow_pre or not v.is_prerelease]
+        pres = [v for v in versions if not allow_pre and v.is_prerelease]
+        self._ordered[key] = (tuple(specifiers), finals, pres)
+        return finals, pres
+
+    def _matching_versions(self, project: Project, specifier: SpecifierSet) -> set[Version]:
+        """The versions of ``project`` in ``specifier``, computed once per specifier.
+
+        Looked up by the object's identity first (the requirements of memoized
+        metadata come back on every backtrack; the entry keeps the object alive),
+        then by value: hashing a SpecifierSet canonicalizes it, which costs less
+        than matching it against hundreds of versions again.
+        """
+        by_id = self._matching_by_id.get((project.name, id(specifier)))
+        if by_id is not None:
+            return by_id[1]
+        key = (project.name, specifier)
+        found = self._matching.get(key)
+        if found is None:
+            found = self._matching[key] = {
+                v for v in project.versions() if specifier.contains(v, prereleases=True)
+            }
+        self._matching_by_id[(project.name, id(specifier))] = (specifier, found)
+        return found
 
     def make_candidate(
         self,
@@ -343,12 +434,12 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         try:
             meta = self.metadata.get(source)
         except MetadataError as exc:
-            self._warn(f"ignoring {name} {version}: {exc}")
+            self._warn(name, version, f"ignoring {name} {version}: {exc}")
             self._reject(name, version, str(exc))
             return None
         if meta.name != name or meta.version != version:  # sdists: not checked by metadata
             reason = f"{dist.filename}: its metadata says {meta.name} {meta.version}"
-            self._warn(f"ignoring {name} {version}: {reason}")
+            self._warn(name, version, f"ignoring {name} {version}: {reason}")
             self._reject(name, version, reason)
             return None
         if meta.requires_python is not None and not meta.requires_python.contains(
@@ -390,7 +481,7 @@ class Prefetcher:
             project = provider.index.project(name)
             candidate = next(
                 provider._candidates(  # noqa: SLF001 - same module
-                    name, project, frozenset(), specifier, set(), allow_yanked=False
+                    name, project, frozenset(), [specifier], set(), allow_yanked=False
                 ),
                 None,
             )
@@ -514,7 +605,30 @@ def _collect(result: Any, provider: Provider) -> Resolution:
                 via=tuple(sorted(parents.get(name, set()), key=_via_order)),
             )
         )
-    return Resolution(tuple(packages), tuple(provider.warnings))
+    return Resolution(tuple(packages), _final_warnings(provider.warnings, result.mapping))
+
+
+def _final_warnings(
+    warnings: Mapping[tuple[str, Version], list[str]], final: Mapping[str, Candidate]
+) -> tuple[str, ...]:
+    """The warnings that concern the lock, each once: about a final pin, or about
+    a skipped (unusable) version of a pinned project ("ignoring ...").
+
+    The candidates backtracking tried and dropped are not the lock's business
+    (ipython[all] would print some 480 lines about releases it does not pin).
+    """
+    pinned = {c.name for c in final.values()}
+    out: list[str] = []
+    for (identifier, version), messages in sorted(warnings.items()):
+        name, _ = _split_identifier(identifier)
+        chosen = final.get(identifier)
+        for message in messages:
+            keep = (chosen is not None and chosen.version == version) or (
+                name in pinned and message.startswith("ignoring ")
+            )
+            if keep and message not in out:
+                out.append(message)
+    return tuple(out)
 
 
 def _warn_compiled_sdist(provider: Provider, candidate: Candidate) -> None:
@@ -523,6 +637,7 @@ def _warn_compiled_sdist(provider: Provider, candidate: Candidate) -> None:
     target = provider.target
     if target.source != "host" and provider.chooser.looks_compiled(candidate.name, files):
         provider._warn(  # noqa: SLF001 - same module
+            candidate.name, candidate.version,
             f"{candidate} has no wheel for {target.name}, only an sdist, and its wheels are "
             "all platform-specific: it is most likely compiled, and `lockship fetch` will "
             "refuse to build it for this target. Pin a version with a wheel for the target, "
@@ -543,6 +658,7 @@ def _warn_patch_excluded(provider: Provider, candidate: Candidate) -> None:
             continue
         target = provider.target
         provider._warn(  # noqa: SLF001 - same module
+            candidate.name, candidate.version,
             f"{candidate.name} {version} {rejected[version]}, so {candidate} was locked: "
             f"{target.name} stands for Python {target.python_full_version}, and a target on "
             f"{patch} or later gets {candidate.name} {version}. Pass --python-version with the "
