@@ -987,12 +987,20 @@ def install_command(
     )
 
 
-@app.command("trust-kit")
+@app.command(
+    "trust-kit",
+    short_help="Write the reviewer's trust kit for the offline side.",
+    epilog=_example("lockship trust-kit kit/ --allowed-signers allowed_signers"),
+)
 def trust_kit_command(
-    directory: Path = typer.Argument(..., help="Directory to write the kit into (created)."),
-    allowed_signers: Path = typer.Option(
-        ..., "--allowed-signers", help="The reviewer's allowed_signers file."
+    directory: Path = typer.Argument(
+        ..., help="Directory to write the kit into (created).", metavar="DIR"
     ),
+    allowed_signers: Path = typer.Option(
+        ..., "--allowed-signers", help="The reviewer's allowed_signers file.", metavar="FILE"
+    ),
+    json_output: bool = JSON,
+    quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
     """Write the reviewer's trust kit: allowed_signers, install.py, its sha256, README.md.
@@ -1004,8 +1012,18 @@ def trust_kit_command(
 
     with _errors(verbose):
         kit = write_trust_kit(directory, allowed_signers)
-    for path in kit.written:
-        err.print(f"wrote {path}", markup=False)
+    if json_output:
+        document = {
+            "directory": str(kit.directory),
+            "written": [str(path) for path in kit.written],
+            "install_py_sha256": kit.script_sha256,
+            "principals": list(kit.principals),
+        }
+        typer.echo(json.dumps(document, indent=2, sort_keys=True))
+        return
+    if not quiet:
+        for path in kit.written:
+            err.print(f"wrote {path}", markup=False)
     typer.echo(f"{kit.script_sha256}  install.py")
 
 
