@@ -311,3 +311,21 @@ def check_bundle(bundle: Path) -> dict[str, str]:
     ]
     assert sorted(pinned) == sorted(wheels.values())
     return wheels
+
+
+def nest(top: Path, depth: int, *, remove: bool = False) -> None:
+    """Make (or remove) ``depth`` nested directories ``d`` under ``top``, iteratively:
+    os.makedirs, Path.mkdir and shutil.rmtree all recurse once per level."""
+    fds = [os.open(top, os.O_RDONLY | os.O_DIRECTORY)]
+    try:
+        for _ in range(depth):
+            if not remove:
+                os.mkdir("d", dir_fd=fds[-1])
+            fds.append(os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
+        if remove:
+            while len(fds) > 1:
+                os.close(fds.pop())
+                os.rmdir("d", dir_fd=fds[-1])
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bundles import SSH_KEYGEN, Keys, flip_byte, make_bundle, only_wheel, run, sha256_of, sign
+from bundles import SSH_KEYGEN, Keys, flip_byte, make_bundle, nest, only_wheel, run, sha256_of, sign
 from lockship import sshsig
 from lockship._install_script import create_venv, render_sums
 
@@ -576,24 +576,6 @@ def test_install_py_bounds_signed_but_hostile_documents(tmp_path: Path, keys: Ke
         assert f"  wheels/{'d/' * 30}d: nested deeper than 32 directories" in lines
     finally:
         nest(bundle / "wheels", 1500, remove=True)
-
-
-def nest(top: Path, depth: int, *, remove: bool = False) -> None:
-    """Make (or remove) ``depth`` nested directories ``d`` under ``top``, iteratively:
-    os.makedirs, Path.mkdir and shutil.rmtree all recurse once per level."""
-    fds = [os.open(top, os.O_RDONLY | os.O_DIRECTORY)]
-    try:
-        for _ in range(depth):
-            if not remove:
-                os.mkdir("d", dir_fd=fds[-1])
-            fds.append(os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
-        if remove:
-            while len(fds) > 1:
-                os.close(fds.pop())
-                os.rmdir("d", dir_fd=fds[-1])
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 PIP_WHEEL = sorted(Path(sys.base_prefix).glob("lib/python3*/ensurepip/_bundled/pip-*.whl"))

@@ -133,7 +133,8 @@ CASES = [
         ["a", "b"],
         conflict=(
             "linux-cp311: cannot satisfy c for linux-cp311 (CPython 3.11 on Linux x86_64, "
-            "manylinux glibc 2.28+): c==1.0 (required by a 1.0); c==2.0 (required by b 1.0)"
+            "manylinux glibc 2.28+): c==1.0 (required by a 1.0); c==2.0 (required by b 1.0). "
+            "no version of c matches; the newest for linux-cp311: 2.0, 1.0"
         ),
     ),
     Case(

@@ -18,6 +18,7 @@ from bundles import (
     Keys,
     flip_byte,
     make_bundle,
+    nest,
     only_wheel,
     reseal,
     run,
@@ -349,14 +350,11 @@ def sign_as_is(bundle: Path, key: Path) -> None:
 
 def test_deeply_nested_directories_give_one_line(bundle: Path, keys: Keys) -> None:
     # relative to a directory descriptor: the whole path is longer than PATH_MAX
-    fd = os.open(bundle, os.O_RDONLY)
-    for _ in range(1500):
-        os.mkdir("d", dir_fd=fd)
-        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
-        os.close(fd)
-        fd = inner
-    os.close(fd)
-    code, out, err = verify(bundle, keys)
+    nest(bundle, 1500)
+    try:
+        code, out, err = verify(bundle, keys)
+    finally:
+        nest(bundle, 1500, remove=True)  # pytest's own tmp clean-up recurses once per level
     assert (code, out) == (6, "")
     assert err == (
         f"lockship: error: {bundle}: directories nested deeper than 8 levels, at "
@@ -451,9 +449,8 @@ def test_identity_is_required_when_allowed_signers_lists_several_principals(
     assert code == 7  # keys.other is not listed for release
 
 
-def test_verify_says_what_is_not_a_bundle(tmp_path: Path) -> None:
-    signers = tmp_path / "allowed_signers"
-    signers.write_text("")
+def test_verify_says_what_is_not_a_bundle(tmp_path: Path, keys: Keys) -> None:
+    signers = keys.allowed  # one principal: no --identity needed
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.txt").write_text("hello\n")
     hint = "  hint: give the directory lockship fetch wrote (dist/<target>), or its .tar\n"

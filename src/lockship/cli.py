@@ -953,6 +953,7 @@ def install_command(
     Give --venv DIR (created if missing) or --python PATH.
     """
     from lockship.install import install_bundle  # noqa: PLC0415
+    from lockship.models import format_timestamp  # noqa: PLC0415
 
     def show(line: str) -> None:
         if not quiet and not json_output:
@@ -979,7 +980,7 @@ def install_command(
             "packages": list(result.packages),
             "verified": asdict(report),
         }
-        typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+        typer.echo(json.dumps(summary, indent=2, sort_keys=True, default=format_timestamp))
         return
     show(
         f"verified {report.files} files signed by {report.principal} (key {report.fingerprint}); "

@@ -57,6 +57,7 @@ from lockship._install_script import (
     SUMS_LINE,
     WHEEL_KINDS,
     check_bundle,
+    json_depth,
     read_bytes,
     show,
 )
@@ -96,9 +97,6 @@ _MAX_REQUIREMENTS = 4 * 1024 * 1024
 # pip's comment pattern (lockship._install_script.COMMENT) backtracks over a run of
 # whitespace for every position in it: quadratic. A longer run is refused first.
 _LONG_SPACE = re.compile(r"[ \t\f\v\r]{65}")
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
-_INNERMOST = re.compile(rb"\[\]|\{\}")
 
 
 @dataclass(frozen=True)
@@ -270,20 +268,6 @@ def _listed(sums: bytes, files: Sequence[str], refused: Sequence[str]) -> list[s
     return problems
 
 
-def _json_too_deep(data: bytes) -> bool:
-    """Whether JSON text nests arrays and objects deeper than _MAX_JSON_DEPTH (or unbalanced).
-
-    Strings are cut out, then innermost pairs are removed one level per pass:
-    linear per level, and no recursion whatever the input.
-    """
-    brackets = _STRING.sub(b"", data).translate(None, _BRACKETS)
-    for _ in range(_MAX_JSON_DEPTH):
-        if not brackets:
-            return False
-        brackets = _INNERMOST.sub(b"", brackets)  # one level: pairs there before this pass
-    return bool(brackets)
-
-
 def _bounds(root: Path, files: Sequence[str]) -> list[str]:
     """Refuse documents that would make a parser below recurse or backtrack without bound."""
     problems = []
@@ -295,7 +279,7 @@ def _bounds(root: Path, files: Sequence[str]) -> list[str]:
         except OSError as exc:
             problems.append(f"{name}: unreadable: {exc.strerror or exc}")
             continue
-        if _json_too_deep(data):
+        if json_depth(data.decode("utf-8", "replace")) > _MAX_JSON_DEPTH:
             problems.append(f"{name}: nested deeper than {_MAX_JSON_DEPTH} levels")
     requirements = [n for n in files if n == REQUIREMENTS or n.endswith(".txt")]
     for name in requirements:
