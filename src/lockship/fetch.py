@@ -60,7 +60,7 @@ from lockship.models import (
 )
 from lockship.origins import find_listed, lock_problems, source_config
 from lockship.pipconfig import IndexConfig
-from lockship.sdists import build_env, build_key, build_wheel
+from lockship.sdists import build_cached, build_env, build_key, built_from
 from lockship.targets import Target
 
 __all__ = [
@@ -441,28 +441,16 @@ def _build_sdists(
                 )
             if not item.verified:  # a cache entry is checked before its code runs
                 _verify_cached(item.cache_file, artifact.sha256, artifact.filename)
-            staging = cache.build_staging(key)
-            result = build_wheel(item.cache_file, staging, env=env, what=artifact.filename)
-            wheel = cache.store_built_wheel(
-                key,
-                result.path,
-                {"backend": result.backend, "requires": list(result.requires),
-                 "source_date_epoch": epoch},
-            )
+            wheel = build_cached(cache, item.cache_file, key, env=env, what=artifact.filename)
             built += 1
         _check_built_tags(wheel, request.target, artifact.filename)
         info = cache.build_info(key) or {}
         item.wheel, item.wheel_name, item.build_key = wheel, wheel.name, key
         item.wheel_sha256 = str(info.get("wheel_sha256", ""))
         item.wheel_size = int(info.get("wheel_size", -1))
-        item.built_from = BuiltFrom(
-            sdist_filename=artifact.filename,
-            sdist_url=artifact.url,
-            sdist_sha256=artifact.sha256,
-            sdist_size=artifact.size,
-            build_backend=str(info.get("backend", "unknown")),
-            build_requires=tuple(str(r) for r in info.get("requires", [])),
-            source_date_epoch=int(info.get("source_date_epoch", epoch)),
+        item.built_from = built_from(
+            cache, key, filename=artifact.filename, url=artifact.url, sha256=artifact.sha256,
+            size=artifact.size, epoch=epoch,
         )
     return built
 

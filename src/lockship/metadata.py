@@ -36,7 +36,7 @@ from lockship.download import download_to_cache
 from lockship.errors import BuildError, HashMismatchError, IntegrityError, NetworkError
 from lockship.http import Fetcher
 from lockship.index import DistFile
-from lockship.sdists import build_key, build_wheel, read_pkg_info, static_pkg_info
+from lockship.sdists import build_cached, build_key, read_pkg_info, static_pkg_info
 
 __all__ = [
     "CoreMetadata",
@@ -377,11 +377,4 @@ class MetadataFetcher:
                 hint="run once online so the built wheel is cached",
             )
         path = self.sdist_path(dist, sha256)
-        staging = self.cache.build_staging(key)
-        built = build_wheel(path, staging, env=self.build_env, what=dist.filename)
-        info = {
-            "backend": built.backend,
-            "requires": list(built.requires),
-            "source_date_epoch": int(self.build_env.get("SOURCE_DATE_EPOCH", "0")),
-        }
-        return self.cache.store_built_wheel(key, built.path, info)
+        return build_cached(self.cache, path, key, env=self.build_env, what=dist.filename)

@@ -28,14 +28,18 @@ from pathlib import Path
 from typing import Optional
 
 from lockship._fs import fsync_dir, safe_join
+from lockship.cache import Cache
 from lockship.errors import BuildError, InputError
+from lockship.models import BuiltFrom
 from lockship.pipconfig import IndexConfig
 
 __all__ = [
     "BuiltWheel",
+    "build_cached",
     "build_env",
     "build_key",
     "build_wheel",
+    "built_from",
     "extract_sdist",
     "read_pkg_info",
     "static_pkg_info",
@@ -274,3 +278,36 @@ def build_wheel(sdist: Path, out_dir: Path, *, env: Mapping[str, str], what: str
         shutil.move(str(built), final)
         fsync_dir(out_dir)
         return BuiltWheel(final, str(info["backend"]), tuple(sorted(info["requires"])))
+
+
+def build_cached(
+    cache: Cache, sdist: Path, key: str, *, env: Mapping[str, str], what: str
+) -> Path:
+    """The wheel built from ``sdist`` under build ``key``: from ``cache``, else built now
+    and stored there with what its provenance needs (``built_from``)."""
+    wheel = cache.built_wheel(key)
+    if wheel is not None:
+        return wheel
+    built = build_wheel(sdist, cache.build_staging(key), env=env, what=what)
+    record = {
+        "backend": built.backend,
+        "requires": list(built.requires),
+        "source_date_epoch": int(env.get("SOURCE_DATE_EPOCH", "0")),
+    }
+    return cache.store_built_wheel(key, built.path, record)
+
+
+def built_from(
+    cache: Cache, key: str, *, filename: str, url: str, sha256: str, size: int, epoch: int
+) -> BuiltFrom:
+    """The provenance of the wheel built under ``key`` from the sdist named here."""
+    info = cache.build_info(key) or {}
+    return BuiltFrom(
+        sdist_filename=filename,
+        sdist_url=url,
+        sdist_sha256=sha256,
+        sdist_size=size,
+        build_backend=str(info.get("backend", "unknown")),
+        build_requires=tuple(str(r) for r in info.get("requires", [])),
+        source_date_epoch=int(info.get("source_date_epoch", epoch)),
+    )

@@ -28,7 +28,7 @@ from lockship.errors import BuildError, InputError
 from lockship.hashing import file_digest
 from lockship.inputs import InputRequirement, Inputs, Source
 from lockship.models import Artifact, BuiltFrom, Lock, LockedPackage, source_date_epoch
-from lockship.sdists import build_env, build_key, build_wheel
+from lockship.sdists import build_cached, build_env, build_key, built_from
 
 if TYPE_CHECKING:
     from lockship.pipconfig import IndexConfig
@@ -107,16 +107,7 @@ def build_self(
         sdist = sdists[0]
         sha256, size = file_digest(sdist)
         key = build_key(sha256, env)
-        wheel = cache.built_wheel(key)
-        if wheel is None:
-            built = build_wheel(sdist, cache.build_staging(key), env=env, what=sdist.name)
-            record = {
-                "backend": built.backend,
-                "requires": list(built.requires),
-                "source_date_epoch": epoch,
-            }
-            wheel = cache.store_built_wheel(key, built.path, record)
-        info = cache.build_info(key) or {}
+        wheel = build_cached(cache, sdist, key, env=env, what=sdist.name)
     origin = f"{url}{_git_commit(source)}"
     package = LockedPackage(
         name="lockship",
@@ -124,14 +115,8 @@ def build_self(
         artifact=Artifact(kind="sdist", filename=sdist.name, url=origin, sha256=sha256, size=size),
         via=("--include-self",),
     )
-    provenance = BuiltFrom(
-        sdist_filename=sdist.name,
-        sdist_url=origin,
-        sdist_sha256=sha256,
-        sdist_size=size,
-        build_backend=str(info.get("backend", "unknown")),
-        build_requires=tuple(str(r) for r in info.get("requires", [])),
-        source_date_epoch=int(info.get("source_date_epoch", epoch)),
+    provenance = built_from(
+        cache, key, filename=sdist.name, url=origin, sha256=sha256, size=size, epoch=epoch
     )
     return package, wheel, provenance
 
