@@ -156,6 +156,26 @@ def test_a_venv_that_cannot_be_created_is_a_filesystem_error(tmp_path: Path, key
     )
 
 
+@pytest.mark.slow
+def test_relative_bundle_and_venv_paths(tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip and venv run from an empty directory: relative paths given on the command line
+    (the bundle as ".", the venv as a name) must still mean what they meant where typed."""
+    bundle = make_bundle(tmp_path)
+    sign(bundle, keys)
+    monkeypatch.chdir(bundle)
+    code, out, err = install(Path("."), keys, "--venv", "../venv", "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["packages"] == ["alpha==1.0", "beta==2.0"]
+    assert (bundle.parent / "venv" / "lockship-installed.json").is_file()
+    proc = subprocess.run(
+        [sys.executable, "-I", str(bundle / "install.py"), "--allowed-signers", str(keys.allowed),
+         "--bundle", ".", "--venv", "../venv2"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (bundle.parent / "venv2" / "lockship-installed.json").is_file()
+
+
 def test_install_json(tmp_path: Path, keys: Keys) -> None:
     bundle = make_bundle(tmp_path)
     sign(bundle, keys)

@@ -51,8 +51,8 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
 def test_provenance_page_lists_every_bundle(tmp_path: Path, keys: Keys) -> None:
     old = make_bundle(tmp_path / "old", [("alpha", "1.0")], "linux-cp39")
     made = make_bundle(tmp_path / "new", [("alpha", "1.0"), ("beta", "2.0")], "linux-cp39")
-    for bundle in (old, made):
-        sign(bundle, keys, "--identity", "release")
+    for sequence, bundle in enumerate((old, made), start=1):  # one series, two signings
+        sign(bundle, keys, "--identity", "release", "--sequence", str(sequence))
     new = made.rename(made.with_name("new<img src=x onerror=alert(1)>"))  # a hostile name
     dest = tmp_path / "repo"
     for args in ([old], [new], ["--prune"]):

@@ -567,6 +567,8 @@ def run_isolated(command: List[str], echo: Callable[[str], None]) -> Tuple[int, 
     :returns: the exit status and the last lines of output.
     """
     tail = collections.deque(maxlen=10)  # type: collections.deque[str]
+    if os.sep in command[0]:  # a relative interpreter path would start from the empty cwd
+        command = [os.path.abspath(command[0]), *command[1:]]
     with tempfile.TemporaryDirectory(prefix="lockship-cwd-") as empty:
         try:
             proc = subprocess.Popen(
@@ -606,6 +608,8 @@ def create_venv(base: str, venv: str, wheel: Optional[str] = None) -> Optional[s
     installs itself from that wheel, so a Python without python3-pip or
     ensurepip (Debian's python3 alone) will do.
     """
+    venv = os.path.abspath(venv)  # run_isolated runs it from an empty directory
+    wheel = os.path.abspath(wheel) if wheel else None
     command = [base, "-I", "-m", "venv", *(["--without-pip"] if wheel else []), venv]
     status, tail = run_isolated(command, lambda _: None)
     if status == 0 and wheel:
@@ -628,6 +632,7 @@ def pip_command(python: str, root: str) -> List[str]:
 
     Only flags pip 20.3 (Debian 11) knows. pip re-checks every hash itself.
     """
+    root = os.path.abspath(root)  # run_isolated runs pip from an empty directory
     return [
         python, "-I", "-m", "pip", "install", "--isolated", "--no-index",
         "--find-links", os.path.join(root, "wheels"), "--require-hashes",
