@@ -659,7 +659,9 @@ for dist in metadata.distributions():
     name = re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower()
     bad = [] if dist.files is not None else ["no RECORD"]
     for entry in dist.files or []:
-        if entry.hash is None:
+        # .pyc files are the installer's own output, not the wheel's (pip 20.3 has been
+        # seen to record one that a later compile rewrote): the .py they come from is checked.
+        if entry.hash is None or str(entry).endswith(".pyc"):
             continue
         digest = hashlib.new(entry.hash.mode)
         try:
