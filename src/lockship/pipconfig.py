@@ -20,11 +20,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from lockship._urls import redact_url
 from lockship.errors import InputError
-from lockship.inputs import IndexOptions
+
+if TYPE_CHECKING:  # the CLI imports this module at start-up: keep inputs (urllib, packaging) off it
+    from lockship.inputs import IndexOptions
 
 __all__ = [
     "PYPI_SIMPLE",
