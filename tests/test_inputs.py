@@ -230,3 +230,24 @@ def test_input_notes_are_printed_once_for_several_targets(server, project):
                        "--target", "linux-cp39", "--target", "windows-cp312")
     assert code == 0, err
     assert err.count("locking requirements.txt") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[global\nindex-url = x\n", "line 1: invalid pip configuration: File contains no section headers"),
+        ("[global]\nindex-url = x\n=oops\n", "line 3: invalid pip configuration: cannot parse line '=oops\\n'"),
+    ],
+)
+def test_broken_pip_conf_is_one_line_with_its_line_number(project, monkeypatch, text, message):
+    (project / "requirements.in").write_text("attrs\n")
+    conf = project / "pip.conf"
+    conf.write_text(text)
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    code, _, err = run("lock", "--target", "linux-cp39")
+    assert code == 3
+    assert err == (
+        f"lockship: error: {conf}, {message}; fix the file, "
+        "or pass --no-pip-config to read no pip configuration\n"
+    )
+    assert not (project / "locks").exists()

@@ -144,7 +144,16 @@ def _read_pip_settings(environ: Mapping[str, str]) -> tuple[dict[str, tuple[str,
             if not parser.read(path, encoding="utf-8"):
                 continue
         except (configparser.Error, UnicodeDecodeError) as exc:
-            raise InputError(f"invalid pip configuration: {exc}", where=str(path)) from None
+            # configparser's messages run over several lines (file, line, the text): say it in one
+            line, what = getattr(exc, "lineno", None), str(exc).splitlines()[0].rstrip(".")
+            errors = getattr(exc, "errors", None)  # a ParsingError: [(line, its repr)]
+            if errors:
+                line, what = errors[0][0], f"cannot parse line {errors[0][1]}"
+            raise InputError(
+                f"invalid pip configuration: {what}; fix the file, "
+                "or pass --no-pip-config to read no pip configuration",
+                where=f"{path}, line {line}" if line else str(path),
+            ) from None
         read.append(str(path))
         for section in ("global", "install"):
             if parser.has_section(section):
