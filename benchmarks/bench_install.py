@@ -1,12 +1,14 @@
 """Time an offline install of one bundle: lockship install, plain pip, and uv.
 
-The medium set (benchmarks/sets/medium.in) is locked for linux-cp311, fetched
+The medium set (benchmarks/sets/medium.in) plus ``uv`` (so that the bundle
+carries the uv wheel ``--installer uv`` runs) is locked for linux-cp311, fetched
 and signed once (not timed; wheels from ``.bench/memory/cache``). Then, each
 ``--repeat`` times and interleaved, into a fresh venv created beforehand (not
 timed) with this interpreter:
 
 - lockship: ``lockship install BUNDLE --venv VENV --allowed-signers ...
   --identity bench`` (verifies the bundle, probes the venv, runs pip);
+- lockship with uv: the same with ``--installer uv`` (runs the bundle's uv);
 - pip: ``VENV/bin/python -m pip install --no-index --find-links BUNDLE/wheels
   --require-hashes -r BUNDLE/requirements.txt`` (what lockship runs, alone);
 - uv cold: ``uv pip install --offline --no-index --find-links BUNDLE/wheels
@@ -47,20 +49,25 @@ def main(argv: list[str] | None = None) -> int:
     work = WORK.parent / "install"
     key, signers = make_key(WORK / "key")
     prepare(Path(args.set), work)
+    with (work / "project" / "requirements.in").open("a") as requirements:
+        requirements.write("uv\n")
     steps = bundle_steps(Path(args.set), work, WORK / "cache", key, signers, None)
     for _, command, cwd, env in steps[:3]:  # lock, fetch, sign
         timed(command, cwd=cwd, env=env)
     bundle = work / "bundle"
     uv = str(BIN / "uv")
     uv_cache = work / "uv-cache"
-    runs: dict[str, list[float]] = {"lockship install": [], "pip": [], "uv (cold cache)": [], "uv (warm cache)": []}
+    runs: dict[str, list[float]] = {
+        "lockship install": [], "lockship install --installer uv": [], "pip": [],
+        "uv (cold cache)": [], "uv (warm cache)": [],
+    }  # fmt: skip
     for number in range(args.repeat):
         for label in runs:
-            venv = work / "venvs" / f"{label.split()[0]}-{number}"
+            venv = work / "venvs" / f"{label.replace(' ', '-')}-{number}"
             python = fresh_venv(venv)
             env = clean_env()
-            if label == "lockship install":
-                command = [*steps[4][1][:-6], "--venv", str(venv), *steps[4][1][-4:]]
+            if label.startswith("lockship install"):
+                command = [*steps[4][1][:-6], "--venv", str(venv), *steps[4][1][-4:], *label.split()[2:]]
             elif label == "pip":
                 command = [str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links",
                            str(bundle / "wheels"), "--require-hashes", "--disable-pip-version-check",
@@ -91,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *machine_facts(),
         f"- uv: {tool_version([uv, '--version'])}",
-        f"- bundle: `{Path(args.set).name}` for linux-cp311: {len(wheels)} wheels, "
+        f"- bundle: `{Path(args.set).name}` and uv, for linux-cp311: {len(wheels)} wheels, "
         f"{sum(p.stat().st_size for p in wheels) / 2**20:.0f} MiB",
         "",
         markdown_table(["installer", "median (s)", "speed-up over pip", "runs (s)"], rows),

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from bundles import SSH_KEYGEN, Keys, flip_byte, make_bundle, nest, only_wheel, run, sha256_of, sign
 from lockship import sshsig
 from lockship._install_script import create_venv, render_sums
+from pkgbuild import make_wheel
 
 pytestmark = [
     pytest.mark.skipif(not Path(SSH_KEYGEN).exists(), reason="needs ssh-keygen"),
@@ -618,3 +620,110 @@ def test_venv_without_ensurepip_gets_pip_from_the_bundles_wheel(tmp_path: Path) 
     problem = create_venv(str(broken), str(tmp_path / "v2"), str(PIP_WHEEL[-1]))
     assert problem is not None
     assert problem.startswith(f"`{broken} -I -m venv --without-pip {tmp_path / 'v2'}` failed: ")
+
+
+# --- --installer uv: the real uv program, carried in the bundle as a pinned wheel --------
+
+UV = Path(sys.executable).with_name("uv")  # the dev group's uv
+needs_uv = pytest.mark.skipif(not UV.is_file(), reason="needs the dev group's uv")
+
+
+@pytest.fixture(scope="module")
+def uv_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel laid out as PyPI's uv wheels are: the program is uv-<version>.data/scripts/uv."""
+    version = subprocess.run([str(UV), "--version"], capture_output=True, text=True, check=True)
+    number = version.stdout.split()[1]
+    return make_wheel(
+        tmp_path_factory.mktemp("uv-wheel"), "uv", number,
+        files={f"uv-{number}.data/scripts/uv": UV.read_bytes()},
+    )  # fmt: skip
+
+
+def installer(venv: Path, name: str) -> str:
+    return next(venv.glob(f"lib/python*/site-packages/{name}-*.dist-info/INSTALLER")).read_text()
+
+
+@needs_uv
+def test_installer_uv_installs_with_the_bundles_own_uv(
+    tmp_path: Path, keys: Keys, uv_wheel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = make_bundle(tmp_path, real_wheels=[uv_wheel])
+    sign(bundle, keys)
+    # Whatever uv would read from the environment or a configuration file is not asked:
+    # an excluded beta, a constrained alpha or a target directory would not give the venv
+    # the bundle.
+    (tmp_path / "exclude.txt").write_text("beta\n")
+    (tmp_path / "constraints.txt").write_text("alpha==0.5\n")
+    monkeypatch.setenv("UV_EXCLUDE", str(tmp_path / "exclude.txt"))
+    monkeypatch.setenv("UV_CONSTRAINT", str(tmp_path / "constraints.txt"))
+    monkeypatch.setenv("UV_NO_VERIFY_HASHES", "1")
+    (tmp_path / "xdg" / "uv").mkdir(parents=True)
+    (tmp_path / "xdg" / "uv" / "uv.toml").write_text(f'[pip]\ntarget = "{tmp_path / "elsewhere"}"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    venv = tmp_path / "venv"
+    code, _, err = install(bundle, keys, "--venv", str(venv), "--installer", "uv")
+    assert code == 0, err
+    assert " + alpha==1.0\n + beta==2.0\n" in err
+    assert err.endswith(f"installed 3 packages into {venv / 'bin' / 'python'}\n")
+    assert imports(venv) == "1.0 2.0\n"
+    assert installer(venv, "alpha") == installer(venv, "beta") == "uv"
+    assert not (tmp_path / "elsewhere").exists()
+    assert not list(Path(tempfile.gettempdir()).glob("lockship-uv-*"))  # the extracted uv is gone
+
+
+@needs_uv
+@needs_py38
+def test_install_py_installer_uv(tmp_path: Path, keys: Keys, uv_wheel: Path) -> None:
+    bundle = make_bundle(tmp_path, real_wheels=[uv_wheel])
+    sign(bundle, keys)
+    venv = tmp_path / "venv"
+    proc = install_py(
+        bundle, "--allowed-signers", str(keys.allowed), "--venv", str(venv),
+        "--python", sys.executable, "--installer", "uv",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.endswith(f"installed 3 packages for host into {venv / 'bin' / 'python'}\n")
+    assert imports(venv) == "1.0 2.0\n"
+    assert installer(venv, "beta") == "uv"
+
+
+def test_installer_uv_needs_uv_in_the_bundle(tmp_path: Path, keys: Keys) -> None:
+    bundle = make_bundle(tmp_path)
+    sign(bundle, keys)
+    venv = tmp_path / "venv"
+    code, _, err = install(bundle, keys, "--venv", str(venv), "--installer", "uv")
+    assert code == 3
+    assert err == (
+        f"lockship: error: {bundle}: --installer uv needs the uv wheel pinned in the bundle: "
+        "this bundle pins none\n"
+        "  hint: add uv to the requirements and lock, fetch and sign again; "
+        "or install with pip, the default\n"
+    )
+    assert not venv.exists()
+    if Path(PY38).exists():
+        proc = install_py(
+            bundle, "--allowed-signers", str(keys.allowed), "--venv", str(venv), "--installer", "uv"
+        )
+        assert proc.returncode == 3
+        assert proc.stderr == (
+            "install.py: error: --installer uv needs the uv wheel pinned in the bundle: "
+            "this bundle pins none\n"
+            "  add uv to the requirements and lock, fetch and sign again; "
+            "or install with pip, the default\n"
+        )
+        assert not venv.exists()
+
+
+def test_installer_uv_refuses_a_uv_wheel_without_the_program(tmp_path: Path, keys: Keys) -> None:
+    bundle = make_bundle(tmp_path, packages=(("alpha", "1.0"), ("uv", "0.13.9")))
+    sign(bundle, keys)
+    venv = tmp_path / "venv"
+    code, _, err = install(bundle, keys, "--venv", str(venv), "--installer", "uv")
+    assert code == 3
+    assert err == (
+        f"lockship: error: {bundle}: wheels/uv-0.13.9-py3-none-any.whl: no uv program in this "
+        "wheel (.data/scripts/uv)\n"
+        "  hint: add uv to the requirements and lock, fetch and sign again; "
+        "or install with pip, the default\n"
+    )
+    assert not venv.exists()

@@ -30,6 +30,8 @@ from lockship import _probe, sshsig
 from lockship._fs import filesystem_error
 from lockship._install_script import (
     MANIFEST,
+    UV_HINT,
+    bundled_uv,
     census,
     census_problems,
     clean_env,
@@ -41,9 +43,9 @@ from lockship._install_script import (
     load_json,
     locked_versions,
     pinned_hashes,
-    pip_install,
-    pip_wheel,
+    pinned_wheel,
     read_installed,
+    run_installer,
     sha256_file,
     sole_principal,
     tag_mismatch,
@@ -105,6 +107,7 @@ def install_bundle(
     python: Optional[str],
     venv: Optional[Path],
     allow_rollback: bool = False,
+    installer: str = "pip",
     on_output: Callable[[str], None] = _ignore,
 ) -> InstallResult:
     """Verify a bundle (directory or archive), check the interpreter fits, pip install it.
@@ -116,8 +119,11 @@ def install_bundle(
         allowed_signers lists exactly one.
     :param allow_rollback: install into ``venv`` even a bundle older than the
         one recorded there.
-    :param on_output: called with each line pip prints.
-    :raises InputError: neither ``python`` nor ``venv``; ``venv`` is not a venv.
+    :param installer: "pip", or "uv": the uv program of the uv wheel the bundle
+        pins, run from a private temporary directory.
+    :param on_output: called with each line the installer prints.
+    :raises InputError: neither ``python`` nor ``venv``; ``venv`` is not a venv;
+        ``installer`` is uv and the bundle pins no uv wheel, or one without the program.
     :raises SignatureError, VerificationError: the bundle failed verification,
         or ``identity`` is None and allowed_signers lists several principals;
         nothing was run.
@@ -150,6 +156,11 @@ def install_bundle(
             raise FreshnessError(problem, where=str(bundle))
         record = read_record(root)
         target, target_env = record.target.name, record.target.marker_environment
+        if installer == "uv":
+            try:
+                bundled_uv(str(root))  # before a venv is made for it
+            except (OSError, ValueError) as exc:
+                raise InputError(str(exc), where=str(bundle), hint=UV_HINT) from None
         receiver = python or sys.executable
         created = venv is not None and not venv.exists()
         if venv is not None and created:
@@ -160,7 +171,7 @@ def install_bundle(
             if problem:
                 raise IncompatibleTargetError(problem, where=str(bundle))
             _make_venv_dir(venv)
-            problem = create_venv(receiver, str(venv), pip_wheel(str(root)))
+            problem = create_venv(receiver, str(venv), pinned_wheel(str(root), "pip"))
             if problem:
                 with contextlib.suppress(OSError):
                     venv.rmdir()  # only if python -m venv left it empty
@@ -185,20 +196,21 @@ def install_bundle(
         if problem:
             raise IncompatibleTargetError(problem, where=str(bundle))
         before = census(receiver)
-        status, tail = pip_install(receiver, str(root), on_output)
+        status, tail = run_installer(installer, receiver, str(root), on_output)
         if status != 0:
             raise IncompatibleTargetError(
-                "\n  ".join([f"pip install failed (exit status {status}):", *tail]),
+                "\n  ".join([f"{installer} install failed (exit status {status}):", *tail]),
                 where=receiver,
-                hint="pip's output above says why; a fresh --venv DIR avoids conflicts",
+                hint=f"{installer}'s output above says why; a fresh --venv DIR avoids conflicts",
             )
         prefix = None if venv is None else str(venv)
         problems = census_problems(locked_versions(str(root)), before, census(receiver), prefix)
         if problems:
             raise IntegrityError(
-                "\n  ".join(["pip did not install exactly the bundle:", *problems]),
+                "\n  ".join([f"{installer} did not install exactly the bundle:", *problems]),
                 where=receiver,
-                hint="nothing but lockship should tell pip what to install; use a fresh --venv",
+                hint=f"nothing but lockship should tell {installer} what to install; "
+                "use a fresh --venv",
             )
         if venv is not None:
             write_installed(str(venv), fresh)

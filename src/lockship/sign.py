@@ -447,9 +447,11 @@ pins pip, so a Python without ensurepip will do), then checks that the venv
 holds exactly the pinned versions, each matching its RECORD. It refuses an
 expired bundle, or one older than the bundle it last installed into that venv
 (`lockship-installed.json` there), unless `--allow-rollback`. `--verify-only`
-checks and installs nothing. Exit codes: 6 a file check failed, 7 bad or
-missing signature (or --identity needed), 12 the interpreter does not fit or
-pip failed, 14 expired or older than the bundle installed.
+checks and installs nothing. `--installer uv` installs with the uv wheel this
+bundle pins, when it pins one: several times faster than pip. Exit codes: 3
+--installer uv without a uv wheel, 6 a file check failed, 7 bad or missing
+signature (or --identity needed), 12 the interpreter does not fit or the
+installer failed, 14 expired or older than the bundle installed.
 """
 
 

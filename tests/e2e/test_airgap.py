@@ -9,7 +9,8 @@ signs it. The archive then goes into the machine with no network, where:
 2. the bundle's stdlib-only ``install.py --verify-only`` checks the signature;
 3. lockship is installed from the bundle itself, with --require-hashes;
 4. that lockship verifies the bundle again, and refuses a tampered copy;
-5. ``lockship install`` installs everything with --require-hashes, and it imports.
+5. ``lockship install`` installs everything with --require-hashes, and it imports;
+6. ``install.py --installer uv`` installs it again with the bundle's own uv.
 
 The set exercises what breaks naive tools: markers on python_version and
 platform_machine (top-level and transitive), a newest release that needs a
@@ -45,6 +46,7 @@ tomli; python_version < "3.11"
 py-cpuinfo; platform_machine == "x86_64"   # only on the amd64 machines
 docopt                                     # sdist only: built into a pure wheel
 requests
+uv                                         # the installer install.py --installer uv runs
 """
 
 pytestmark = [
@@ -107,6 +109,9 @@ set +e
 echo "STEP tampered-exit $?"
 set -e
 /tmp/lockship-venv/bin/lockship install . --venv /tmp/app --allowed-signers $signers --identity e2e
+python3 install.py --allowed-signers $signers --identity e2e --venv /tmp/app-uv --installer uv
+/tmp/app-uv/bin/python -c 'import numpy, pandas, sqlalchemy, docopt, requests'
+echo "STEP uv-install $(cat /tmp/app-uv/lib/python3*/site-packages/numpy-*.dist-info/INSTALLER)"
 /tmp/app/bin/python - <<'PY'
 import sys, importlib
 mods = ["numpy", "pandas", "sqlalchemy", "docopt", "requests"]
@@ -167,8 +172,9 @@ def test_locked_fetched_signed_bundle_installs_offline(machine, tmp_path):
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     assert [s.split()[1] for s in steps] == [
         "no-network", "sha256sum", "install.py-verify", "lockship", "lockship-verify",
-        "tampered-exit", "imports",
+        "tampered-exit", "uv-install", "imports",
     ], steps
+    assert "STEP uv-install uv" in steps
     assert "STEP tampered-exit 6" in steps
     assert f"{env['python_full_version']} {env['platform_machine']} numpy {locked['numpy']}" in steps[-1]
 
