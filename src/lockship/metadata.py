@@ -21,7 +21,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -31,12 +31,12 @@ from packaging.version import InvalidVersion, Version
 from lockship._memo import Memo
 from lockship._urls import redact_url, url_to_path
 from lockship._zip import BLOCK, RangeFile, dist_info_metadata_chooser, local_file, read_member
-from lockship.cache import Cache
-from lockship.download import download_to_cache
 from lockship.errors import BuildError, HashMismatchError, IntegrityError, NetworkError
-from lockship.http import Fetcher
-from lockship.index import DistFile
-from lockship.sdists import build_cached, build_key, read_pkg_info, static_pkg_info
+
+if TYPE_CHECKING:  # the fetcher's half: verify, sign and the dossier read local wheels only
+    from lockship.cache import Cache
+    from lockship.http import Fetcher
+    from lockship.index import DistFile
 
 __all__ = [
     "CoreMetadata",
@@ -243,6 +243,8 @@ class MetadataFetcher:
         return self._hashes.get(dist.url, lambda _url: self._compute_digest(dist))
 
     def _compute_digest(self, dist: DistFile) -> tuple[str, int]:
+        from lockship.download import download_to_cache  # noqa: PLC0415
+
         if dist.is_local:
             return self.cache.local_file_sha256(Path(url_to_path(dist.url)))
         if dist.sha256 is not None:
@@ -293,6 +295,8 @@ class MetadataFetcher:
                 )
 
     def _fetch(self, dist: DistFile, sha256: str) -> bytes:
+        from lockship.download import download_to_cache  # noqa: PLC0415
+
         if not dist.is_wheel:
             return self._sdist_metadata(dist, sha256)
         if dist.has_metadata_file and not dist.is_local:
@@ -343,6 +347,8 @@ class MetadataFetcher:
     # --- sdists --------------------------------------------------------------
 
     def sdist_path(self, dist: DistFile, sha256: str) -> Path:
+        from lockship.download import download_to_cache  # noqa: PLC0415
+
         if dist.is_local:
             return Path(url_to_path(dist.url))
         path, _, _ = download_to_cache(
@@ -351,6 +357,8 @@ class MetadataFetcher:
         return path
 
     def _sdist_metadata(self, dist: DistFile, sha256: str) -> bytes:
+        from lockship.sdists import read_pkg_info, static_pkg_info  # noqa: PLC0415
+
         path = self.sdist_path(dist, sha256)
         pkg_info = read_pkg_info(path)
         if pkg_info is not None and static_pkg_info(pkg_info):
@@ -360,6 +368,8 @@ class MetadataFetcher:
 
     def built_wheel(self, dist: DistFile, sha256: str) -> Path:
         """The wheel built from this sdist (cached by ``sdists.build_key``)."""
+        from lockship.sdists import build_cached, build_key  # noqa: PLC0415
+
         if self.build_env is None:
             raise BuildError(
                 "this sdist needs a build and builds are disabled",
