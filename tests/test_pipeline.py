@@ -344,3 +344,22 @@ def test_the_readme_shows_the_demo_pipeline_as_it_is():
     readme = (root / "README.md").read_text()
     shown = readme.split("`pipelines/demo.toml`:\n\n```toml\n", 1)[1].split("```", 1)[0]
     assert shown == demo[demo.index("[pipeline]"):]
+
+
+def test_one_http_client_serves_every_step_and_target_of_a_run(project, monkeypatch):
+    """lock and fetch of both targets share the run's session: one HTTP client, so its
+    connections (and their TLS handshakes, on a real index) serve the whole run."""
+    from lockship.http import HttpClient  # noqa: PLC0415
+
+    made: list[HttpClient] = []
+    original = HttpClient.__init__
+
+    def counting(self, *args, **kwargs):
+        made.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(HttpClient, "__init__", counting)
+    code, out, err = run("run", "pipelines/app.toml", "--json")
+    assert code == 0, err
+    assert all(row["status"].startswith("locked, fetched") for row in rows(out).values())
+    assert len(made) == 1

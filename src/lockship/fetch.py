@@ -20,6 +20,7 @@ that already matches the lock is left untouched without any network.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -140,8 +141,16 @@ class _Planned:
     build_key: str = ""  # a built wheel's cache key
 
 
-def fetch(request: FetchRequest, reporter: Optional[FetchReporter] = None) -> FetchResult:
+def fetch(
+    request: FetchRequest,
+    reporter: Optional[FetchReporter] = None,
+    *,
+    http: Optional[HttpClient] = None,
+) -> FetchResult:
     """Fill ``request.dest`` with exactly the files of the lock, verified.
+
+    :param http: the run's HTTP client (``lockship run`` passes its lock session's,
+        so that its connections serve every step and target); None: one for this call.
 
     :raises InputError: when the lock is missing, invalid, or for another target.
     :raises HashMismatchError: when a file's bytes do not match the lock.
@@ -156,7 +165,9 @@ def fetch(request: FetchRequest, reporter: Optional[FetchReporter] = None) -> Fe
     _check_origins(lock, request.lock_path)
     dest = request.dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(dest.parent / f".{dest.name}.lock", what=f"bundle {dest}", wait=0):
+    with exclusive_lock(
+        dest.parent / f".{dest.name}.lock", what=f"bundle {dest}", wait=0
+    ), contextlib.ExitStack() as closing:
         cache = Cache(request.cache_dir or default_cache_dir())
         current = _complete_bundle(dest, lock, cache, include_self=request.include_self)
         if current is not None:
@@ -164,7 +175,10 @@ def fetch(request: FetchRequest, reporter: Optional[FetchReporter] = None) -> Fe
             return FetchResult(
                 dest, current, 0, 0, 0, changed=False, seconds=time.monotonic() - started
             )
-        http = HttpClient(request.index_config, pool_size=request.jobs, offline=request.offline)
+        if http is None:
+            http = closing.enter_context(contextlib.closing(
+                HttpClient(request.index_config, pool_size=request.jobs, offline=request.offline)
+            ))  # fmt: skip
         plan = [_Planned(p) for p in lock.packages]
         self_plan = []
         if request.include_self:

@@ -258,7 +258,8 @@ def run_pipeline(
             reporter.warning(note)
     key = None if check else _signing_key(pipeline, reporter)
     with open_session(
-        plan.index_config, cache_dir=cache_dir, offline=offline, exclude_newer=plan.exclude_newer
+        plan.index_config, cache_dir=cache_dir, offline=offline, exclude_newer=plan.exclude_newer,
+        jobs=max(16, pipeline.spec.fetch.jobs),  # the pool serves lock (16 threads) and fetch
     ) as session:
         return _run_targets(
             pipeline, plan, session,
@@ -346,6 +347,7 @@ def _run_target(
             link_mode=pipeline.spec.fetch.link_mode,
         ),
         reporter,
+        http=session.http,
     )
     row.files, row.bytes, row.bundle = len(fetched.record.files), fetched.total_bytes, dest
     row.steps.append(f"fetched {fetched.downloaded}" if fetched.changed else "bundle complete")
