@@ -29,7 +29,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_lock import BIN, HERE, SETS, clean_env, command_line, machine_facts, markdown_table, timed, tool_version
+from bench_lock import (
+    BIN,
+    HERE,
+    SETS,
+    clean_env,
+    command_line,
+    machine_facts,
+    markdown_table,
+    timed,
+    tool_version,
+)
 from bench_memory import WORK, bundle_steps, make_key, prepare
 
 
@@ -51,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare(Path(args.set), work)
     with (work / "project" / "requirements.in").open("a") as requirements:
         requirements.write("uv\n")
-    steps = bundle_steps(Path(args.set), work, WORK / "cache", key, signers, None)
+    steps = bundle_steps(work, WORK / "cache", key, signers, source=None)
     for _, command, cwd, env in steps[:3]:  # lock, fetch, sign
         timed(command, cwd=cwd, env=env)
     bundle = work / "bundle"
@@ -62,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "uv (cold cache)": [], "uv (warm cache)": [],
     }  # fmt: skip
     for number in range(args.repeat):
-        for label in runs:
+        for label, times in runs.items():
             venv = work / "venvs" / f"{label.replace(' ', '-')}-{number}"
             python = fresh_venv(venv)
             env = clean_env()
@@ -80,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                            str(bundle / "wheels"), "--require-hashes", "-r",
                            str(bundle / "requirements.txt"), "--python", str(python)]  # fmt: skip
             seconds, _, _ = timed(command, cwd=work, env=env)
-            runs[label].append(seconds)
+            times.append(seconds)
             print(f"{label:<20} {seconds:6.2f} s", flush=True)
             shutil.rmtree(venv)
     wheels = list((bundle / "wheels").iterdir())
@@ -93,13 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Offline install benchmark",
         "",
-        f"Produced by `{command_line()}` (median of {args.repeat} interleaved runs, each into "
-        "a fresh venv made beforehand, not timed).",
+        (f"Produced by `{command_line()}` (median of {args.repeat} interleaved runs, each into "
+        "a fresh venv made beforehand, not timed)."),
         "",
         *machine_facts(),
         f"- uv: {tool_version([uv, '--version'])}",
-        f"- bundle: `{Path(args.set).name}` and uv, for linux-cp311: {len(wheels)} wheels, "
-        f"{sum(p.stat().st_size for p in wheels) / 2**20:.0f} MiB",
+        (f"- bundle: `{Path(args.set).name}` and uv, for linux-cp311: {len(wheels)} wheels, "
+        f"{sum(p.stat().st_size for p in wheels) / 2**20:.0f} MiB"),
         "",
         markdown_table(["installer", "median (s)", "speed-up over pip", "runs (s)"], rows),
         "",

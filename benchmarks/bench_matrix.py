@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_lock import (  # noqa: E402 - after the path set-up
+from bench_lock import (
     BIN,
     HERE,
     SETS,
@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(facts), flush=True)
     scratch = Path(tempfile.mkdtemp(prefix="bench-matrix-"))
     runners = {
-        "lockship": lambda p, c, warm: run_lockship(p, c, warm=warm),
-        "uv": lambda p, c, warm: run_uv(p, c),  # noqa: ARG005 - same signature
-        "pip": lambda p, c, warm: run_pip(p, c),  # noqa: ARG005
+        "lockship": lambda p, c, *, warm: run_lockship(p, c, warm=warm),
+        "uv": lambda p, c, *, warm: run_uv(p, c),  # noqa: ARG005, PLW0108 - same signature
+        "pip": lambda p, c, *, warm: run_pip(p, c),  # noqa: ARG005, PLW0108
     }
     results: dict[str, tuple[float, float]] = {}
     try:
@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             project.mkdir()
             shutil.copyfile(SETS / f"{args.set}.in", project / "requirements.in")
             cache = scratch / f"cache-{tool}"
-            cold = runner(project, cache, False)
-            warm = runner(project, cache, True)
+            cold = runner(project, cache, warm=False)
+            warm = runner(project, cache, warm=True)
             results[tool] = (cold, warm)
             print(f"{tool:<9} cold {cold:7.2f} s  warm {warm:7.2f} s", flush=True)
     except ToolError as exc:
@@ -139,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = "\n".join([
         "# Matrix benchmark: 25 targets in one run", "",
-        f"Produced by `{command_line()}`; set `benchmarks/sets/{args.set}.in`, "
+        (f"Produced by `{command_line()}`; set `benchmarks/sets/{args.set}.in`, "
         f"targets {', '.join(t for t, _, _ in targets())}; every tool with --only-binary :all:. "
         "lockship: one `lockship lock` with 25 `--target`s; uv: 25 `uv pip compile` runs "
         "(--python-platform/--python-version); pip: 25 `pip download --platform ... "
-        "--python-version ... --only-binary :all:` runs (pip also downloads the wheels).", "",
+        "--python-version ... --only-binary :all:` runs (pip also downloads the wheels)."), "",
         *facts, "", table, "",
     ])
     print()

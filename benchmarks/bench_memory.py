@@ -26,13 +26,21 @@ Standard library only; writes benchmarks/RESULTS-memory.md (``--output``).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from bench_lock import HERE, ROOT, SETS, clean_env, command_line, machine_facts, markdown_table, timed
+from bench_lock import (
+    HERE,
+    ROOT,
+    SETS,
+    clean_env,
+    command_line,
+    machine_facts,
+    markdown_table,
+    timed,
+)
 
 TARGET = "linux-cp311"
 LIMIT_MIB = 150
@@ -65,9 +73,10 @@ def make_key(directory: Path) -> tuple[Path, Path]:
 
 
 def bundle_steps(
-    set_path: Path, work: Path, cache: Path, key: Path, signers: Path, source: Path | None
+    work: Path, cache: Path, key: Path, signers: Path, *, source: Path | None
 ) -> list[tuple[str, list[str], Path, dict[str, str]]]:
-    """(step, command, cwd, env) for lock, fetch, sign, verify, install of ``set_path``."""
+    """(step, command, cwd, env) for lock, fetch, sign, verify, install of ``work``'s
+    project (see :func:`prepare`)."""
     prefix, env = lockship(source)
     project = work / "project"
     dest = work / "bundle"
@@ -152,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         work = WORK / ("run-" + ("branch" if source is None else "baseline"))
         prepare(set_path, work)
         results[label] = {}
-        for step, command, cwd, env in bundle_steps(set_path, work, cache, key, signers, source):
+        for step, command, cwd, env in bundle_steps(work, cache, key, signers, source=source):
             seconds, peak, _ = timed(command, cwd=cwd, env=env, rss=True)
             results[label][step] = (seconds, peak or 0)
             print(f"{label:>22} {step:<8} {seconds:7.1f} s {(peak or 0) / 1024:8.0f} MiB", flush=True)
@@ -162,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds, peak, _ = timed(command, cwd=WORK, env=env, rss=True)
     results["pip"] = {"install": (seconds, peak or 0)}
     print(f"{'pip':>22} install  {seconds:7.1f} s {(peak or 0) / 1024:8.0f} MiB", flush=True)
-    write_results(Path(args.output), facts, results, bundle, bundle_info, set_path)
+    write_results(
+        Path(args.output), facts, results, bundle=bundle, largest=bundle_info, set_path=set_path
+    )
     return 0
 
 
@@ -170,6 +181,7 @@ def write_results(
     output: Path,
     facts: list[str],
     results: dict[str, dict[str, tuple[float, int]]],
+    *,
     bundle: Path,
     largest: tuple[str, int],
     set_path: Path,
@@ -193,21 +205,21 @@ def write_results(
         f"Produced by `{command_line()}` (one run; peak RSS of the command's largest process).",
         "",
         *facts,
-        f"- set: `{set_path.relative_to(ROOT)}`: {len(wheels)} wheels, {total / 2**20:.0f} MiB; "
-        f"largest `{largest[0]}` ({largest[1] / 2**20:.0f} MiB), METADATA near its start",
+        (f"- set: `{set_path.relative_to(ROOT)}`: {len(wheels)} wheels, {total / 2**20:.0f} MiB; "
+        f"largest `{largest[0]}` ({largest[1] / 2**20:.0f} MiB), METADATA near its start"),
         "",
-        "Steps (lockship as `python -m lockship`, with PYTHONPATH set to the baseline's `src` "
+        ("Steps (lockship as `python -m lockship`, with PYTHONPATH set to the baseline's `src` "
         "for the baseline column): `lock --cache-dir FRESH -r requirements.in --target "
         f"{TARGET} --glibc 2.28 --only-binary :all:`, `fetch --lock locks/pylock.{TARGET}.toml "
         "--cache-dir CACHE --dest BUNDLE` (CACHE filled by the first run), `sign BUNDLE --key KEY`, "
         "`verify BUNDLE --allowed-signers ...`, `install BUNDLE --venv FRESH_VENV ...`; "
         "pip: `FRESH_VENV/bin/python -m pip install --no-index --find-links BUNDLE/wheels "
-        "--require-hashes -r BUNDLE/requirements.txt` (what `lockship install` runs).",
+        "--require-hashes -r BUNDLE/requirements.txt` (what `lockship install` runs)."),
         "",
         markdown_table(header, rows),
         "",
-        f"Largest peak of this branch: {worst:.0f} MiB (goal: under {LIMIT_MIB} MiB). "
-        "The install row is the largest process of the tree, pip's included.",
+        (f"Largest peak of this branch: {worst:.0f} MiB (goal: under {LIMIT_MIB} MiB). "
+        "The install row is the largest process of the tree, pip's included."),
         "",
     ]
     output.write_text("\n".join(lines))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_lock import (  # noqa: E402 - after the path set-up
+from bench_lock import (
     BIN,
     HERE,
     SETS,
@@ -105,13 +105,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"no: {len(pins['lockship'] - pins['uv'])} only lockship, "
                 f"{len(pins['uv'] - pins['lockship'])} only uv"
             )
-            for tool in ("lockship", "uv"):
-                rows.append([
-                    name, str(len(pins[tool])), tool, f"{statistics.median(times[tool]):.2f}",
-                    " ".join(f"{x:.2f}" for x in times[tool]),
-                    f"{ratio:.1f}x" if tool == "lockship" else "1.0x",
-                    same if tool == "lockship" else "",
-                ])
+            rows.extend([
+                name, str(len(pins[tool])), tool, f"{statistics.median(times[tool]):.2f}",
+                " ".join(f"{x:.2f}" for x in times[tool]),
+                f"{ratio:.1f}x" if tool == "lockship" else "1.0x",
+                same if tool == "lockship" else "",
+            ] for tool in ("lockship", "uv"))
     except ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -126,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = "\n".join([
         "# Resolve benchmark (offline, warm caches)", "",
-        f"Produced by `{command_line()}`; wall time of the whole process, median of "
-        f"{args.repeat} interleaved runs, each tool's cache filled by one online run first.", "",
+        (f"Produced by `{command_line()}`; wall time of the whole process, median of "
+        f"{args.repeat} interleaved runs, each tool's cache filled by one online run first."), "",
         *facts, "", "Commands:", "", cmds, "", table, "",
     ])
     print()

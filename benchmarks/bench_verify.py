@@ -36,14 +36,14 @@ def measure_set(set_path: Path, repeat: int, baseline: Path | None) -> tuple[lis
     work = WORK.parent / f"verify-{set_path.stem}"
     key, signers = make_key(WORK / "key")
     prepare(set_path, work)
-    steps = bundle_steps(set_path, work, WORK / "cache", key, signers, None)
+    steps = bundle_steps(work, WORK / "cache", key, signers, source=None)
     for _, command, cwd, env in steps[:3]:  # lock, fetch, sign
         timed(command, cwd=cwd, env=env)
     bundle = work / "bundle"
     commands = {"lockship verify": steps[3]}
     if baseline is not None:
         commands["lockship verify (baseline)"] = bundle_steps(
-            set_path, work, WORK / "cache", key, signers, baseline
+            work, WORK / "cache", key, signers, source=baseline
         )[3]
     commands["sha256sum -c"] = (
         "sha256sum", ["sha256sum", "-c", "--quiet", "--strict", "SHA256SUMS"], bundle, clean_env(),
@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Verify benchmark",
         "",
-        f"Produced by `{command_line()}` (median of {args.repeat} interleaved runs after one "
-        "untimed run of each, so every file is in the page cache).",
+        (f"Produced by `{command_line()}` (median of {args.repeat} interleaved runs after one "
+        "untimed run of each, so every file is in the page cache)."),
         "",
         *facts,
         f"- cores: {cores}; bundles:",
