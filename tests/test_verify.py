@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -357,9 +358,35 @@ def test_deeply_nested_directories_give_one_line(bundle: Path, keys: Keys) -> No
         nest(bundle, 1500, remove=True)  # pytest's own tmp clean-up recurses once per level
     assert (code, out) == (6, "")
     assert err == (
-        f"lockship: error: {bundle}: directories nested deeper than 8 levels, at "
-        "d/d/d/d/d/d/d/d/d\n"
+        f"lockship: error: {bundle}: 1 problem found\n"
+        "  d/d/d/d/d/d/d/d/d: nested deeper than 8 directories\n"
     )
+
+
+def test_a_tree_of_too_many_files_gives_one_line(bundle: Path, keys: Keys) -> None:
+    # lockship verify and install.py share the one bounded walk.
+    flood = bundle / "flood"
+    flood.mkdir()
+    for number in range(20_000):
+        (flood / str(number)).touch()
+    started = time.monotonic()
+    code, out, err = verify(bundle, keys)
+    assert (code, out) == (6, "")
+    assert err == (
+        f"lockship: error: {bundle}: 1 problem found\n"
+        "  more than 20000 files and directories: not a bundle\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-I", str(bundle / "install.py"), "--allowed-signers", str(keys.allowed),
+         "--verify-only"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 6
+    assert proc.stderr == (
+        "install.py: error: 1 problem(s) found\n"
+        "  more than 20000 files and directories: not a bundle\n"
+    )
+    assert time.monotonic() - started < 30
 
 
 def test_a_forged_bundle_is_refused_on_its_signature_before_anything_is_parsed(

@@ -111,7 +111,8 @@ EXIT_INCOMPATIBLE = 12
 EXIT_FRESHNESS = 14
 
 INSTALLED = "lockship-installed.json"  # in the venv: what was last installed there
-MAX_DEPTH = 32  # directory levels in a bundle (lockship writes 2)
+MAX_DEPTH = 8  # directories below a bundle's top (lockship makes one: wheels/)
+MAX_ENTRIES = 20000  # files and directories in a bundle
 MAX_JSON_DEPTH = 64  # nesting of manifest.json / bundle.json (lockship writes 6)
 
 BLOCK = 128 * 1024
@@ -206,11 +207,13 @@ def list_files(root: str) -> Tuple[List[str], List[str]]:
     """Every regular file under ``root`` as a sorted '/'-separated path, and the problems.
 
     Symbolic links, devices, FIFOs and sockets are problems, never followed. The
-    walk is iterative and stops at MAX_DEPTH levels: a bundle of 1,500 nested
-    directories is a problem to report, not a RecursionError.
+    walk is iterative, does not enter a directory more than MAX_DEPTH levels down
+    and stops after MAX_ENTRIES entries: a bundle of 1,500 nested directories, or
+    of a million files, is a problem to report, not a RecursionError or an hour.
     """
     files, problems = [], []  # type: List[str], List[str]
     pending = [("", 0)]  # type: List[Tuple[str, int]]
+    count = 0
     while pending:
         relative_dir, depth = pending.pop()
         try:
@@ -219,11 +222,16 @@ def list_files(root: str) -> Tuple[List[str], List[str]]:
         except OSError as exc:
             problems.append(f"{show(relative_dir or '.')}: {exc.strerror}")
             continue
+        count += len(found)
+        if count > MAX_ENTRIES:
+            problems.append(f"more than {MAX_ENTRIES} files and directories: not a bundle")
+            break
         for name, mode in found:
             relative = f"{relative_dir}/{name}" if relative_dir else name
             if stat.S_ISDIR(mode):
-                if depth + 1 >= MAX_DEPTH:
-                    problems.append(f"{show(relative)}: nested deeper than {MAX_DEPTH} directories")
+                if depth + 1 > MAX_DEPTH:
+                    shown = show(relative[:200]) + ("..." if len(relative) > 200 else "")
+                    problems.append(f"{shown}: nested deeper than {MAX_DEPTH} directories")
                 else:
                     pending.append((relative, depth + 1))
             elif stat.S_ISREG(mode):

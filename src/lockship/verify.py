@@ -2,8 +2,9 @@
 
 Nothing the bundle says is believed before its signature is. In order:
 
-1. the file list: an iterative walk, at most :data:`MAX_DEPTH` directories deep
-   and :data:`MAX_ENTRIES` entries; links, devices and FIFOs are refused;
+1. the file list (``list_files`` of ``_install_script.py``): an iterative walk, at
+   most :data:`MAX_DEPTH` directories deep and :data:`MAX_ENTRIES` entries;
+   links, devices and FIFOs are refused;
 2. the SSHSIG signature over SHA256SUMS (each read with a size cap), checked by
    :func:`lockship.sshsig.verify` as ``ssh-keygen -Y verify -n lockship -I
    <identity>`` would (allowed_signers, identity, namespace, validity); a bad
@@ -32,9 +33,7 @@ raises :class:`VerificationError` listing every problem found at that step.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -48,6 +47,8 @@ from pydantic import BaseModel, ValidationError
 from lockship import sshsig
 from lockship._install_script import (
     MANIFEST,
+    MAX_DEPTH,
+    MAX_ENTRIES,
     NAMESPACE,
     RECORD,
     REQUIREMENTS,
@@ -58,6 +59,7 @@ from lockship._install_script import (
     WHEEL_KINDS,
     check_bundle,
     json_depth,
+    list_files,
     read_bytes,
     show,
 )
@@ -66,7 +68,6 @@ from lockship.dossier import dossier_problems
 from lockship.errors import (
     FreshnessError,
     InputError,
-    IntegrityError,
     SignatureError,
     VerificationError,
 )
@@ -85,8 +86,6 @@ __all__ = [
     "verify_directory",
 ]
 
-MAX_DEPTH = 8  # directories below the bundle (lockship makes one: wheels/)
-MAX_ENTRIES = 20_000  # files and directories
 MAX_SUMS_LINES = MAX_ENTRIES
 MAX_SUMS_LINE = 64 + 2 + 512  # "<sha256>  <path>"; a wheel's file name is under 256
 _MAX_SIGNATURE = 64 * 1024  # an armored SSHSIG is under 1 KiB
@@ -181,45 +180,6 @@ def resolve_identity(
     )
 
 
-def _walk(root: Path) -> tuple[list[str], list[str]]:
-    """Every regular file under ``root`` ('/'-separated, sorted) and the refused entries.
-
-    Iterative, and bounded in depth and entries: a hostile tree gives one line.
-
-    :raises IntegrityError: deeper than MAX_DEPTH or more than MAX_ENTRIES entries.
-    """
-    files: list[str] = []
-    refused: list[str] = []
-    pending = [("", 0)]
-    count = 0
-    while pending:
-        relative, depth = pending.pop()
-        try:
-            with os.scandir(root / relative) as entries:
-                found = sorted((e.name, e.stat(follow_symlinks=False).st_mode) for e in entries)
-        except OSError as exc:
-            refused.append(f"{show(relative or '.')}: {exc.strerror}")
-            continue
-        for name, mode in found:
-            count += 1
-            if count > MAX_ENTRIES:
-                raise IntegrityError(f"more than {MAX_ENTRIES} files and directories")
-            path = f"{relative}/{name}" if relative else name
-            if stat.S_ISDIR(mode):
-                if depth + 1 > MAX_DEPTH:
-                    raise IntegrityError(
-                        f"directories nested deeper than {MAX_DEPTH} levels, at "
-                        f"{show(path[:200])}{'...' if len(path) > 200 else ''}"
-                    )
-                pending.append((path, depth + 1))
-            elif stat.S_ISREG(mode):
-                files.append(path)
-            else:
-                kind = "symbolic link" if stat.S_ISLNK(mode) else "special file"
-                refused.append(f"{show(path)}: {kind} refused")
-    return sorted(files), refused
-
-
 def _signature(
     root: Path, signers: Sequence[sshsig.AllowedSigner], identity: str
 ) -> tuple[sshsig.VerifiedSignature, bytes]:
@@ -312,14 +272,10 @@ def verify_directory(
         signature is missing, invalid, for another namespace, or by a key
         allowed_signers does not allow for ``identity``.
     :raises VerificationError: any other problem; all found at that step are listed.
-    :raises IntegrityError: a directory tree too deep or too large to be a bundle.
     :raises FreshnessError: the bundle's signed expiry has passed.
     """
     principal = resolve_identity(signers, identity)
-    try:
-        files, refused = _walk(root)
-    except IntegrityError as exc:
-        raise IntegrityError(exc.message, where=where) from None
+    files, refused = list_files(str(root))
     try:
         signed, sums = _signature(root, signers, principal)
     except SignatureError as exc:
