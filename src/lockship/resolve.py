@@ -164,9 +164,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self._satisfied: dict[int, tuple[SpecifierSet, dict[Version, bool]]] = {}
         self._sorted: dict[NormalizedName, list[Version]] = {}
         self._ordered: dict[
-            tuple[NormalizedName, tuple[int, ...]],
+            tuple[NormalizedName, frozenset[int]],
             tuple[tuple[SpecifierSet, ...], list[Version], list[Version]],
         ] = {}
+        self._prereleases: dict[int, tuple[SpecifierSet, bool]] = {}
         self._matching_by_id: dict[tuple[NormalizedName, int], tuple[SpecifierSet, set[Version]]]
         self._matching_by_id = {}
         self._matching: dict[tuple[NormalizedName, SpecifierSet], set[Version]] = {}
@@ -361,10 +362,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         """(final releases, pre-releases) of ``project`` in every one of ``specifiers``,
         newest first; the pre-releases are empty when the finals may include them.
 
-        Cached by the specifiers' identities (the entry keeps them alive): the
-        same requirement objects meet again on every backtrack.
+        Cached by the specifiers' identities, in any order (the entry keeps them
+        alive): the same requirement objects meet again on every backtrack.
         """
-        key = (project.name, tuple(id(s) for s in specifiers))
+        key = (project.name, frozenset(id(s) for s in specifiers))
         hit = self._ordered.get(key)
         if hit is not None:
             return hit[1], hit[2]
@@ -383,11 +384,18 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             )
         # What SpecifierSet intersection would say: pre-releases are in when a
         # specifier names one (or --pre).
-        allow_pre = self.options.pre or any(s.prereleases for s in specifiers)
+        allow_pre = self.options.pre or any(self._names_prerelease(s) for s in specifiers)
         finals = [v for v in versions if allow_pre or not v.is_prerelease]
         pres = [v for v in versions if not allow_pre and v.is_prerelease]
         self._ordered[key] = (tuple(specifiers), finals, pres)
         return finals, pres
+
+    def _names_prerelease(self, specifier: SpecifierSet) -> bool:
+        """``specifier.prereleases``, once per specifier object (a slow property)."""
+        hit = self._prereleases.get(id(specifier))
+        if hit is None:
+            hit = self._prereleases[id(specifier)] = (specifier, bool(specifier.prereleases))
+        return hit[1]
 
     def _matching_versions(self, project: Project, specifier: SpecifierSet) -> set[Version]:
         """The versions of ``project`` in ``specifier``, computed once per specifier.
