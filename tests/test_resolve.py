@@ -223,3 +223,39 @@ def test_real_index_server(case: Case, tmp_path: Path, index_server: Any) -> Non
             )
     http = HttpClient(IndexConfig(index_url=server.simple_url))
     _check(case, lambda: _resolve(http, server.simple_url, case, tmp_path / "cache"))
+
+
+def test_self_referencing_extras_pin_the_same_release(tmp_path: Path, monkeypatch: Any) -> None:
+    """app[all] requires app[doc,test], as ipython[all] does: that is the very release,
+    so a backtrack does not pair every release of app[all] with every release of
+    app[doc,test] (ipython[all] tried about 9,600 such pairs)."""
+    import lockship.resolve  # noqa: PLC0415
+
+    releases = 30
+    universe = {
+        "app": {
+            f"{n}.0": {
+                "requires": [
+                    'app[doc,test]; extra == "all"', 'sphinx; extra == "doc"',
+                    f'tool>={n}; extra == "test"',
+                ],
+                "extras": ["all", "doc", "test"],
+            }
+            for n in range(1, releases + 1)
+        },
+        "sphinx": {"1.0": []},
+        "tool": {"1.0": []},  # only app 1.0's test extra can be satisfied
+    }  # fmt: skip
+    case = Case(
+        "self-extras", universe, ["app[all]"], resolved={"app": "1.0", "sphinx": "1.0", "tool": "1.0"}
+    )
+    calls: list[str] = []
+    original = lockship.resolve.Provider.get_dependencies
+
+    def counting(self: Any, candidate: Any) -> Any:
+        calls.append(candidate.identifier)
+        return original(self, candidate)
+
+    monkeypatch.setattr(lockship.resolve.Provider, "get_dependencies", counting)
+    _check(case, lambda: _resolve(MemoryIndex(universe), INDEX_URL, case, tmp_path))
+    assert len(calls) <= 5 * releases, len(calls)  # 1,020 before: every pair of releases

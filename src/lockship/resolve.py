@@ -163,6 +163,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self._lock = threading.Lock()
         self._satisfied: dict[int, tuple[SpecifierSet, dict[Version, bool]]] = {}
         self._sorted: dict[NormalizedName, list[Version]] = {}
+        self._releases: dict[Version, SpecifierSet] = {}
         self._ordered: dict[
             tuple[NormalizedName, frozenset[int]],
             tuple[tuple[SpecifierSet, ...], list[Version], list[Version]],
@@ -249,14 +250,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         deps: list[Req] = []
         if candidate.extras:
             # An extras candidate depends on its base at the very same version.
-            deps.append(
-                Req(
-                    candidate.name,
-                    candidate.name,
-                    frozenset(),
-                    SpecifierSet(f"=={candidate.version}"),
-                )
-            )
+            base = self._same_release(candidate.version)
+            deps.append(Req(candidate.name, candidate.name, frozenset(), base))
             missing = candidate.extras - candidate.metadata.provides_extra
             if missing:
                 self._warn(
@@ -267,19 +262,32 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             if not self._applies(requirement.marker, candidate.extras):
                 continue
             name = canonicalize_name(requirement.name)
-            if name == candidate.name and not requirement.extras:
-                continue  # a self-reference adds nothing
+            specifier = requirement.specifier
+            if name == candidate.name:
+                if not requirement.extras:
+                    continue  # a self-reference adds nothing
+                # ipython[all] requires ipython[doc,test,...]: the very release, since
+                # only one can be installed. Saying so spares the resolver every
+                # other release of each such extras set (thousands of pairs).
+                specifier = self._same_release(candidate.version) & specifier
             req = Req(
                 _identifier(name, requirement.extras),
                 name,
                 frozenset(canonicalize_name(e) for e in requirement.extras),
-                requirement.specifier,
+                specifier,
             )
             deps.append(req)
             self.prefetch(name, requirement.specifier)
         return deps
 
     # helpers -------------------------------------------------------------------
+
+    def _same_release(self, version: Version) -> SpecifierSet:
+        """``==version``, one object per version (the memos key specifiers by identity)."""
+        specifier = self._releases.get(version)
+        if specifier is None:
+            specifier = self._releases[version] = SpecifierSet(f"=={version}")
+        return specifier
 
     def _applies(self, marker: Optional[Marker], extras: frozenset[NormalizedName]) -> bool:
         """Does a Requires-Dist marker hold on the target, for the base or these extras?
