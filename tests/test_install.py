@@ -187,6 +187,7 @@ def test_install_json(tmp_path: Path, keys: Keys) -> None:
     result = json.loads(out)
     assert result["packages"] == ["alpha==1.0", "beta==2.0"]
     assert (result["created_venv"], result["verified"]["principal"]) == (True, "release")
+    assert result["installer"] == "pip"
 
 
 # --- install.py, on a machine without lockship -----------------------------------------------------

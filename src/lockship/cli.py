@@ -991,6 +991,7 @@ def install_command(
             "python": result.python,
             "venv": str(result.venv) if result.venv is not None else None,
             "created_venv": result.created_venv,
+            "installer": installer.value,
             "packages": list(result.packages),
             "verified": asdict(report),
         }
