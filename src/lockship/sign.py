@@ -311,7 +311,7 @@ def metadata_problems(root: Path, record: BundleRecord) -> list[str]:
     one that got into a bundle anyway. A wheel whose name or version is wrong
     is left to ``wheel_problems``.
     """
-    from lockship.lockfile import read_lock  # noqa: PLC0415 - metadata pulls in the HTTP stack
+    from lockship.lockfile import read_lock  # noqa: PLC0415 - packaging.pylock, only for this check
     from lockship.metadata import parse_core_metadata  # noqa: PLC0415
 
     try:
