@@ -688,43 +688,28 @@ def test_install_py_installer_uv(tmp_path: Path, keys: Keys, uv_wheel: Path) -> 
     assert installer(venv, "beta") == "uv"
 
 
-def test_installer_uv_needs_uv_in_the_bundle(tmp_path: Path, keys: Keys) -> None:
-    bundle = make_bundle(tmp_path)
+@pytest.mark.parametrize(
+    ("packages", "problem"),
+    [
+        ((("alpha", "1.0"),), "--installer uv needs the uv wheel pinned in the bundle: this bundle pins none"),
+        ((("alpha", "1.0"), ("uv", "0.13.9")),
+         "wheels/uv-0.13.9-py3-none-any.whl: no uv program in this wheel (.data/scripts/uv)"),
+    ],
+    ids=["no-uv-wheel", "uv-wheel-without-the-program"],
+)  # fmt: skip
+def test_installer_uv_refuses_a_bundle_without_a_uv_program(
+    tmp_path: Path, keys: Keys, packages: tuple[tuple[str, str], ...], problem: str
+) -> None:
+    bundle = make_bundle(tmp_path, packages=packages)
     sign(bundle, keys)
     venv = tmp_path / "venv"
+    hint = "add uv to the requirements and lock, fetch and sign again; or install with pip, the default"
     code, _, err = install(bundle, keys, "--venv", str(venv), "--installer", "uv")
-    assert code == 3
-    assert err == (
-        f"lockship: error: {bundle}: --installer uv needs the uv wheel pinned in the bundle: "
-        "this bundle pins none\n"
-        "  hint: add uv to the requirements and lock, fetch and sign again; "
-        "or install with pip, the default\n"
-    )
+    assert (code, err) == (3, f"lockship: error: {bundle}: {problem}\n  hint: {hint}\n")
     assert not venv.exists()
     if Path(PY38).exists():
         proc = install_py(
             bundle, "--allowed-signers", str(keys.allowed), "--venv", str(venv), "--installer", "uv"
         )
-        assert proc.returncode == 3
-        assert proc.stderr == (
-            "install.py: error: --installer uv needs the uv wheel pinned in the bundle: "
-            "this bundle pins none\n"
-            "  add uv to the requirements and lock, fetch and sign again; "
-            "or install with pip, the default\n"
-        )
+        assert (proc.returncode, proc.stderr) == (3, f"install.py: error: {problem}\n  {hint}\n")
         assert not venv.exists()
-
-
-def test_installer_uv_refuses_a_uv_wheel_without_the_program(tmp_path: Path, keys: Keys) -> None:
-    bundle = make_bundle(tmp_path, packages=(("alpha", "1.0"), ("uv", "0.13.9")))
-    sign(bundle, keys)
-    venv = tmp_path / "venv"
-    code, _, err = install(bundle, keys, "--venv", str(venv), "--installer", "uv")
-    assert code == 3
-    assert err == (
-        f"lockship: error: {bundle}: wheels/uv-0.13.9-py3-none-any.whl: no uv program in this "
-        "wheel (.data/scripts/uv)\n"
-        "  hint: add uv to the requirements and lock, fetch and sign again; "
-        "or install with pip, the default\n"
-    )
-    assert not venv.exists()
