@@ -565,11 +565,13 @@ def clean_env() -> Dict[str, str]:
     """The environment for pip, uv and venv: the caller's, without PIP_*, UV_* and PYTHON*.
 
     PIP_TARGET, PIP_FIND_LINKS, PIP_CONSTRAINT, UV_FIND_LINKS, UV_CONSTRAINT,
-    PYTHONPATH and the like would change what is installed or where. ``PIP_CONFIG_FILE`` set to the null device
-    makes pip skip every configuration file, the global one included (``--isolated``
-    only skips the user's), and PYTHONNOUSERSITE keeps user site-packages out.
+    PYTHONPATH and the like would change what is installed or where.
+    ``PIP_CONFIG_FILE`` set to the null device makes pip skip every configuration
+    file, the global one included (``--isolated`` only skips the user's), and
+    PYTHONNOUSERSITE keeps user site-packages out.
     """
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PIP_", "UV_", "PYTHON"))}
+    scrubbed = ("PIP_", "UV_", "PYTHON")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(scrubbed)}
     env.update(PIP_CONFIG_FILE=os.devnull, PYTHONNOUSERSITE="1")
     return env
 
