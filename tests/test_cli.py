@@ -43,6 +43,21 @@ def test_cli_start_up_leaves_the_requirement_parsers_out():
 
 
 @pytest.mark.parametrize(
+    ("module", "absent"),
+    [
+        # Keeping an unchanged lock needs no network stack (urllib3, ssl) and no YAML.
+        ("lockship.lock", "'urllib3', 'ssl', 'yaml', 'lockship.http', 'lockship.sdists'"),
+        # verify, sign and the dossier read local wheels only.
+        ("lockship.verify", "'urllib3', 'lockship.http', 'lockship.download'"),
+    ],
+)
+def test_library_imports_leave_the_network_stack_out(module: str, absent: str) -> None:
+    probe = f"import sys, {module}; print(sorted({{{absent}}} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout == "[]\n"
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["lock", "--chekc"], "lockship lock: no such option: --chekc"),  # + the parser's guesses

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from packaging.tags import Tag
@@ -38,8 +38,10 @@ from lockship._memo import Memo
 from lockship._urls import redact_url, split_credentials, url_to_path
 from lockship.cache import Cache
 from lockship.errors import NetworkError
-from lockship.http import Fetcher
 from lockship.pipconfig import IndexConfig, IndexStrategy
+
+if TYPE_CHECKING:
+    from lockship.http import Fetcher
 
 __all__ = ["DistFile", "IndexClient", "Project", "entry_to_dist", "html_entries", "json_entries"]
 

@@ -8,6 +8,7 @@ when several targets need them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 from urllib.parse import unquote, urlsplit
 
 from packaging.requirements import Requirement
@@ -29,7 +30,6 @@ from lockship._urls import has_query, public_url, redact_url
 from lockship.cache import Cache, default_cache_dir
 from lockship.errors import InputError, LockshipError
 from lockship.hashing import file_digest
-from lockship.http import HttpClient
 from lockship.index import IndexClient
 from lockship.inputs import Inputs, merge_inputs, read_pyproject, read_requirements
 from lockship.inputs.conda import is_environment_file, read_environment
@@ -55,8 +55,10 @@ from lockship.origins import (
 )
 from lockship.pipconfig import IndexConfig
 from lockship.resolve import Resolution, ResolveOptions, Root, resolve
-from lockship.sdists import build_env
 from lockship.targets import Target
+
+if TYPE_CHECKING:
+    from lockship.http import HttpClient
 
 __all__ = [
     "LockReporter",
@@ -113,21 +115,58 @@ class LockRequest:
     inputs_base: Optional[Path] = None  # inputs are recorded relative to it (None: the cwd)
 
 
-@dataclass(frozen=True)
 class Session:
     """The HTTP client, cache, index client and metadata memo of one run.
 
     Every target of a ``lock`` (several ``--target``) or a ``run`` (several
     targets) shares them, so a project's page is read and a file's metadata
-    parsed once per run, not once per target.
+    parsed once per run, not once per target. The HTTP client and what needs it
+    are made on first use: keeping unchanged locks needs neither, nor the
+    network stack's imports.
     """
 
-    http: HttpClient
-    cache: Cache
-    index: IndexClient
-    metadata: MetadataFetcher
-    index_config: IndexConfig
-    exclude_newer: Optional[datetime]
+    def __init__(
+        self,
+        index_config: IndexConfig,
+        *,
+        cache_dir: Optional[Path],
+        offline: bool,
+        refresh: bool,
+        jobs: int,
+        exclude_newer: Optional[datetime],
+    ) -> None:
+        self.index_config = index_config
+        self.exclude_newer = exclude_newer
+        self.cache = Cache(cache_dir or default_cache_dir())
+        self._offline, self._refresh, self._jobs = offline, refresh, jobs
+
+    @functools.cached_property
+    def http(self) -> HttpClient:
+        from lockship.http import HttpClient  # noqa: PLC0415 - urllib3 and ssl, on first use
+
+        return HttpClient(self.index_config, pool_size=max(4, self._jobs), offline=self._offline)
+
+    @functools.cached_property
+    def index(self) -> IndexClient:
+        return IndexClient(
+            self.http, self.cache, self.index_config, refresh=self._refresh,
+            exclude_newer=self.exclude_newer,
+        )
+
+    @functools.cached_property
+    def metadata(self) -> MetadataFetcher:
+        from lockship.sdists import build_env  # noqa: PLC0415
+
+        env = build_env(
+            self.index_config, source_date_epoch=source_date_epoch(self.exclude_newer),
+            exclude_newer=self.exclude_newer,
+        )
+        return MetadataFetcher(self.http, self.cache, build_env=env)
+
+    def close(self) -> None:
+        """Close the HTTP client's connections, if it was made."""
+        if "http" in self.__dict__:
+            self.http.close()
 
 
 @contextlib.contextmanager
@@ -141,18 +180,14 @@ def open_session(
     exclude_newer: Optional[datetime] = None,
 ) -> Iterator[Session]:
     """One run's session; its connections are closed on exit."""
-    cache = Cache(cache_dir or default_cache_dir())
-    http = HttpClient(index_config, pool_size=max(4, jobs), offline=offline)
-    index = IndexClient(http, cache, index_config, refresh=refresh, exclude_newer=exclude_newer)
-    env = build_env(
-        index_config, source_date_epoch=source_date_epoch(exclude_newer),
+    session = Session(
+        index_config, cache_dir=cache_dir, offline=offline, refresh=refresh, jobs=jobs,
         exclude_newer=exclude_newer,
     )
-    metadata = MetadataFetcher(http, cache, build_env=env)
     try:
-        yield Session(http, cache, index, metadata, index_config, exclude_newer)
+        yield session
     finally:
-        http.close()
+        session.close()
 
 
 def _session_for(
@@ -583,7 +618,6 @@ def _lock(request: LockRequest, reporter: LockReporter, session: Session) -> lis
             hint="list packages in requirements.in or [project] dependencies",
         )
     constraints: list[Requirement] = [c.requirement for c in request.inputs.constraints]
-    index, metadata = session.index, session.metadata
     results = []
     for target in request.targets:
         reporter.target_started(target)
@@ -614,8 +648,8 @@ def _lock(request: LockRequest, reporter: LockReporter, session: Session) -> lis
                 roots,
                 constraints=constraints,
                 target=target,
-                index=index,
-                metadata=metadata,
+                index=session.index,
+                metadata=session.metadata,
                 options=options,
             )
         except LockshipError as exc:
@@ -626,7 +660,7 @@ def _lock(request: LockRequest, reporter: LockReporter, session: Session) -> lis
             reporter.warning(f"{target.name}: {warning}")
         new = _build_lock(
             resolution, target=target, inputs=inputs, settings=settings, request=request,
-            metadata=metadata,
+            metadata=session.metadata,
         )
         changed = write_lock(new, request.output_dir)
         result = TargetResult(target, new, txt, toml, changed, time.monotonic() - started)

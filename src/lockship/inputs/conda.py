@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 
 from lockship.errors import InputError
 from lockship.inputs.model import InputRequirement, Inputs, Source
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = ["MAX_BYTES", "is_environment_file", "read_environment"]
 
@@ -40,6 +42,8 @@ def read_environment(path: Path, display: str) -> Inputs:
         YAML, has no ``dependencies`` list, or has a ``pip:`` entry that is not
         a PEP 508 requirement.
     """
+    import yaml  # noqa: PLC0415 - only a conda environment file needs it
+
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_BYTES + 1)
@@ -105,6 +109,8 @@ def _is_other(spec: str) -> bool:
 
 
 def _value(node: Optional[yaml.Node], key: str) -> Optional[yaml.Node]:
+    import yaml  # noqa: PLC0415
+
     if not isinstance(node, yaml.MappingNode):
         return None
     for k, v in node.value:

@@ -25,7 +25,6 @@ import optparse
 import os
 import shlex
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -636,7 +635,9 @@ def _include_path(value: str, base: Path, where: str) -> Path:
         except ValueError as exc:
             raise InputError(f"invalid URL {value!r}: {exc}", where=where) from None
         if parts.netloc in ("", "localhost"):
-            value = urllib.request.url2pathname(parts.path)
+            from urllib.request import url2pathname  # noqa: PLC0415 - pulls in http.client, ssl
+
+            value = url2pathname(parts.path)
         else:
             scheme = "remote"
     if scheme not in ("", "file") or "://" in value:
