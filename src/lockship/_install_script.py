@@ -715,21 +715,22 @@ def extract_uv(wheel: str, member: str, directory: str) -> str:
 
 
 def run_installer(
-    installer: str, python: str, root: str, echo: Callable[[str], None]
+    python: str, root: str, echo: Callable[[str], None], uv: Optional[Tuple[str, str]] = None
 ) -> Tuple[int, List[str]]:
     """Install the bundle's requirements.txt into ``python`` with pip, or with the bundle's uv
     extracted into a private temporary directory, both isolated (:func:`run_isolated`).
 
+    :param uv: :func:`bundled_uv`'s answer, to install with uv; None: with pip.
     :returns: the installer's exit status and its last lines of output.
     """
-    if installer == "pip":
+    if uv is None:
         return run_isolated(pip_command(python, root), echo)
     with tempfile.TemporaryDirectory(prefix="lockship-uv-") as private:
         try:
-            uv = extract_uv(*bundled_uv(root), private)
-        except (OSError, ValueError) as exc:
+            program = extract_uv(*uv, private)
+        except OSError as exc:
             return 1, [str(exc)]
-        return run_isolated(uv_command(uv, python, root), echo)
+        return run_isolated(uv_command(program, python, root), echo)
 
 
 # Run by the receiving interpreter (isolated): every installed distribution with
@@ -968,9 +969,10 @@ def install(root: str, args: argparse.Namespace, fresh: Dict[str, Any]) -> None:
     record = load_json(root, RECORD, [])
     target, target_env = record["target"]["name"], record["target"]["marker_environment"]
     python = args.python or sys.executable
+    uv = None
     if args.installer == "uv":
         try:
-            bundled_uv(root)  # before a venv is made for it
+            uv = bundled_uv(root)  # before a venv is made for it
         except (OSError, ValueError) as exc:
             raise Failure(EXIT_INPUT, [str(exc), UV_HINT]) from None
     if args.venv and not os.path.exists(args.venv):
@@ -994,7 +996,7 @@ def install(root: str, args: argparse.Namespace, fresh: Dict[str, Any]) -> None:
     if problem:
         raise Failure(EXIT_INCOMPATIBLE, [problem])
     before = census(python)
-    status, tail = run_installer(args.installer, python, root, lambda line: print(line, flush=True))
+    status, tail = run_installer(python, root, lambda line: print(line, flush=True), uv)
     if status != 0:
         head = f"{args.installer} install failed (exit status {status}):"
         raise Failure(EXIT_INCOMPATIBLE, [head, *tail])

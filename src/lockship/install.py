@@ -156,9 +156,10 @@ def install_bundle(
             raise FreshnessError(problem, where=str(bundle))
         record = read_record(root)
         target, target_env = record.target.name, record.target.marker_environment
+        uv = None
         if installer == "uv":
             try:
-                bundled_uv(str(root))  # before a venv is made for it
+                uv = bundled_uv(str(root))  # before a venv is made for it
             except (OSError, ValueError) as exc:
                 raise InputError(str(exc), where=str(bundle), hint=UV_HINT) from None
         receiver = python or sys.executable
@@ -196,7 +197,7 @@ def install_bundle(
         if problem:
             raise IncompatibleTargetError(problem, where=str(bundle))
         before = census(receiver)
-        status, tail = run_installer(installer, receiver, str(root), on_output)
+        status, tail = run_installer(receiver, str(root), on_output, uv)
         if status != 0:
             raise IncompatibleTargetError(
                 "\n  ".join([f"{installer} install failed (exit status {status}):", *tail]),
