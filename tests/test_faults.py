@@ -120,7 +120,7 @@ def test_fetch_killed_at_random_moments_then_completes(big_world, tmp_path, keys
     cache = Path(os.environ["LOCKSHIP_CACHE_DIR"])
     bundle = tmp_path / "dist" / "host"
     # ~0.8 s per big file at full speed: kills land before, during and after downloads.
-    big_world.add_fault("/files/huge-*", "delay", per_chunk=0.004)
+    big_world.add_fault("/files/huge_*", "delay", per_chunk=0.004)  # huge_a-1.0-...whl
     env = {**os.environ, "LOCKSHIP_RETRY_BACKOFF": "0.01"}
     rng = random.Random(20240101)
     outcomes = []
@@ -131,6 +131,7 @@ def test_fetch_killed_at_random_moments_then_completes(big_world, tmp_path, keys
         not_presented_as_done(bundle)
         assert not list((cache / "v1" / "files").glob("*/*.part"))
     assert -signal.SIGKILL in outcomes, outcomes  # at least one run was really cut short
+    assert {r.fault for r in big_world.requests_matching("/files/huge_*")} == {"delay"}
     big_world.clear_faults()
     done = subprocess.run(lockship(*fetch_args(big_world)), env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
